@@ -1,0 +1,50 @@
+// The engine as the gateway sees it: one request entry point plus connection lifecycle.
+// Requests are plain data so the same call can cross NATS in distributed mode.
+import type { RequestParams, RequestResult, RequestType } from '../protocol/frames.ts';
+
+/** An authenticated device connection. */
+export interface DeviceSession {
+  readonly user: string;
+  readonly device: string;
+  /** Unique per connection. */
+  readonly session: string;
+}
+
+export interface Engine {
+  /** Serve one request; throws LanternError for anything the client should see as an `err` frame. */
+  request<T extends RequestType>(who: DeviceSession, type: T, params: RequestParams<T>): Promise<RequestResult<T>>;
+  connected(who: DeviceSession): Promise<void>;
+  disconnected(who: DeviceSession): Promise<void>;
+  /** The store epoch sent in `welcome`. */
+  readonly epoch: string;
+  close(): Promise<void>;
+}
+
+export interface EngineSettings {
+  /** Most members in a group, owner included. */
+  readonly maxGroupMembers: number;
+  /** How long after sending a message its sender may recall it. */
+  readonly recallWindowMs: number;
+  /** Longest text message body, in characters. */
+  readonly maxTextLength: number;
+  /** Longest group title / contact note, in characters. */
+  readonly maxTitleLength: number;
+  /** Most users named in one group.add / group.create / presence call. */
+  readonly maxUsersPerCall: number;
+  readonly historyPageDefault: number;
+  readonly historyPageMax: number;
+  readonly syncPageDefault: number;
+  readonly syncPageMax: number;
+}
+
+export const DEFAULT_ENGINE_SETTINGS: EngineSettings = Object.freeze({
+  maxGroupMembers: 500,
+  recallWindowMs: 2 * 60_000,
+  maxTextLength: 4000,
+  maxTitleLength: 64,
+  maxUsersPerCall: 100,
+  historyPageDefault: 50,
+  historyPageMax: 200,
+  syncPageDefault: 200,
+  syncPageMax: 1000,
+});

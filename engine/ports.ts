@@ -1,0 +1,137 @@
+// The engine's ports: what it needs from storage, hot state and delivery. Adapters live in
+// storage/ (memory, LMDB, later CQL/Redis/NATS) and gateway/; the composition root picks them.
+// Each interface states what must be atomic and durable; storage/contract/ checks it for every adapter.
+import type {
+  ContactState, ConversationType, MemberRole, Message, ServerEvent,
+} from '../protocol/frames.ts';
+
+export interface StoredConversation {
+  id: string;
+  type: ConversationType;
+  title: string;
+  /** Random per conversation incarnation; changes only if history continuity is lost. */
+  epoch: string;
+  /** Highest committed seq (0 for none). */
+  head: number;
+  memberCount: number;
+  createdBy: string;
+  createdAt: number;
+}
+
+export interface Membership {
+  conv: string;
+  user: string;
+  role: MemberRole;
+  /** The conversation head when the user joined: messages with seq <= joined are hidden from them. */
+  joined: number;
+}
+
+/**
+ * One atomic change to one conversation: new messages and the membership/metadata changes
+ * they announce. Either all of it is durable when commit() resolves, or none of it is.
+ */
+export interface ConversationCommit {
+  conv: string;
+  /** The head the writer based this commit on. The store refuses the commit if it differs. */
+  expectHead: number;
+  /** Creates the conversation; expectHead must be 0 and the conversation must not exist. */
+  create?: Omit<StoredConversation, 'head' | 'memberCount'>;
+  /** Messages with seqs expectHead+1, expectHead+2, ... in order, no gaps. */
+  messages: readonly Message[];
+  putMembers?: readonly Membership[];
+  removeMembers?: readonly string[];
+  /** Seqs whose message is marked recalled: body dropped, `recalled: true` set. */
+  recall?: readonly number[];
+}
+
+/** The commit's expectHead did not match: another writer got there first. Nothing was written. */
+export class HeadConflictError extends Error {
+  override readonly name = 'HeadConflictError';
+  constructor(readonly conv: string, readonly expected: number, readonly actual: number) {
+    super(`conversation ${conv}: expected head ${expected}, store has ${actual}`);
+  }
+}
+
+/** The store could not be reached or failed to write; nothing was committed. Retryable. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) { super(message, options); }
+}
+
+/** Conversation timelines, membership and read cursors. */
+export interface TimelineStore {
+  /** Atomic and durable on resolve (see ConversationCommit). Throws HeadConflictError or StoreUnavailableError. */
+  commit(change: ConversationCommit): Promise<void>;
+  getConversation(conv: string): Promise<StoredConversation | undefined>;
+  getMembership(conv: string, user: string): Promise<Membership | undefined>;
+  /** All members, ordered by user id. */
+  listMembers(conv: string): Promise<Membership[]>;
+  /** The user's memberships, ordered by conversation id. */
+  listUserConversations(user: string): Promise<Membership[]>;
+  /** Messages with seq > afterSeq, ascending, at most `limit`. */
+  readAfter(conv: string, afterSeq: number, limit: number): Promise<Message[]>;
+  /** The `limit` messages just below `beforeSeq`, ascending. */
+  readBefore(conv: string, beforeSeq: number, limit: number): Promise<Message[]>;
+  getMessage(conv: string, seq: number): Promise<Message | undefined>;
+  /** The seq a (conv, from, cid) send was committed at, if any. Indexed by commit(). */
+  findByClientId(conv: string, from: string, cid: string): Promise<number | undefined>;
+  /** Raise the user's read cursor to `seq` if higher; returns the cursor after the call. Durable on resolve. */
+  advanceReadCursor(conv: string, user: string, seq: number): Promise<number>;
+  getReadCursor(conv: string, user: string): Promise<number>;
+  /** Read cursors of all users who have one in this conversation. */
+  getReadCursors(conv: string): Promise<Record<string, number>>;
+}
+
+export interface ContactEdge {
+  /** The user whose list this edge is in. */
+  owner: string;
+  other: string;
+  state: Exclude<ContactState, 'none'>;
+  ts: number;
+  note?: string;
+}
+
+/** Contact relations, stored as one directed edge per side. */
+export interface ContactStore {
+  /** Write (or delete, with state 'none') several edges atomically. Durable on resolve. */
+  setContacts(edges: ReadonlyArray<ContactEdge | { owner: string; other: string; state: 'none' }>): Promise<void>;
+  getContact(owner: string, other: string): Promise<ContactEdge | undefined>;
+  /** The owner's edges, ordered by other user id. */
+  listContacts(owner: string): Promise<ContactEdge[]>;
+}
+
+/** Durable per-user state that outlives connections. */
+export interface UserStore {
+  setLastSeen(user: string, ts: number): Promise<void>;
+  /** Users never seen are absent from the result. */
+  getLastSeen(users: readonly string[]): Promise<Record<string, number>>;
+}
+
+/** Everything the chat engine persists, as one adapter instance per backend. */
+export interface ChatStore extends TimelineStore, ContactStore, UserStore {
+  /** Random id of this store's data set, made when it was first created; clients reload when it changes. */
+  readonly epoch: string;
+  close(): Promise<void>;
+}
+
+/** Where devices are connected right now. In-process in embedded mode; Redis when distributed. */
+export interface PresenceRegistry {
+  /** Record a connected device; resolves true if it is the user's first. */
+  add(user: string, session: string): Promise<boolean>;
+  /** Forget a device; resolves true if the user has no device left. */
+  remove(user: string, session: string): Promise<boolean>;
+  /** The subset of users with at least one device connected. */
+  online(users: readonly string[]): Promise<Set<string>>;
+}
+
+/**
+ * Delivers events to users' connected devices. An implementation encodes the event once and
+ * writes the same bytes to every device; it never blocks on a slow device (see PROTOCOL.md,
+ * slow consumers). Delivery is best effort: clients heal gaps with sync.
+ */
+export interface Delivery {
+  toUsers(users: readonly string[], event: ServerEvent): void;
+}
+
+export interface Clock { now(): number }
+export const systemClock: Clock = { now: () => Date.now() };

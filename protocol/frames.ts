@@ -1,0 +1,149 @@
+// Protocol v1 frame types. PROTOCOL.md is the normative description; these types mirror it.
+// Every frame is one msgpack map with a string field `t` naming its type.
+
+export const PROTOCOL_VERSION = 1;
+export const SUPPORTED_VERSIONS: readonly number[] = [1];
+
+export type MessageKind = 'text' | 'sticker' | 'image' | 'file' | 'location' | 'system';
+export type ConversationType = 'direct' | 'group';
+export type MemberRole = 'owner' | 'admin' | 'member';
+/** A contact relation as seen by the user who lists it. */
+export type ContactState = 'requested' | 'incoming' | 'friend' | 'blocked' | 'none';
+
+export interface TextBody { text: string }
+export interface StickerBody { pack: string; sticker: string }
+export interface ImageBody { url: string; mime: string; size: number; width: number; height: number; thumb?: string }
+export interface FileBody { url: string; mime: string; size: number; name: string }
+export interface LocationBody { lat: number; lng: number; name?: string }
+/** Server-generated notices; `event` says what happened. */
+export interface SystemBody {
+  event: 'created' | 'joined' | 'left' | 'removed' | 'role' | 'recalled';
+  by: string;
+  users?: string[];
+  role?: MemberRole;
+  /** For `recalled`: the seq of the recalled message. */
+  seq?: number;
+  title?: string;
+}
+export type ClientMessageKind = Exclude<MessageKind, 'system'>;
+export type MessageBody = TextBody | StickerBody | ImageBody | FileBody | LocationBody | SystemBody;
+
+/** A stored message as delivered to clients. (conv, seq) identifies it. */
+export interface Message {
+  conv: string;
+  seq: number;
+  from: string;
+  /** Sending device; '' for server-generated notices. */
+  dev: string;
+  /** Client-supplied id of the send ('' for notices); unique per (conv, from). */
+  cid: string;
+  kind: MessageKind;
+  /** Absent once recalled. */
+  body?: MessageBody;
+  /** Server time in ms since the epoch when the message was sequenced. */
+  ts: number;
+  recalled?: true;
+}
+
+export interface ConversationInfo {
+  conv: string;
+  type: ConversationType;
+  title: string;
+  /** Changes when the conversation's history lost continuity: the client must drop what it holds and reload. */
+  epoch: string;
+  /** Highest seq in the conversation. */
+  head: number;
+  /** This user's role. */
+  role: MemberRole;
+  /** Messages with seq <= joined are not visible to this user. */
+  joined: number;
+  /** This user's read cursor. */
+  read: number;
+  /** For direct conversations: the other user. */
+  peer?: string;
+  members: number;
+}
+
+export interface MemberInfo { user: string; role: MemberRole; joined: number }
+export interface ContactInfo { user: string; state: ContactState; ts: number }
+export interface PresenceInfo { user: string; online: boolean; lastSeen: number }
+
+// ---------------------------------------------------------------- client -> server
+
+export interface HelloFrame { t: 'hello'; id: number; v: number[]; token: string; device: string; client?: string }
+
+/** Parameters and result of every request type. */
+export interface RequestMap {
+  ping: { params: Record<string, never>; result: { ts: number } };
+  send: { params: { conv: string; cid: string; kind: ClientMessageKind; body: MessageBody }; result: { conv: string; seq: number; ts: number; dup: boolean } };
+  recall: { params: { conv: string; seq: number }; result: { conv: string; seq: number } };
+  history: { params: { conv: string; before?: number; limit?: number }; result: { msgs: Message[]; more: boolean } };
+  sync: { params: { since: Record<string, number>; limit?: number }; result: SyncResult };
+  read: { params: { conv: string; seq: number }; result: { conv: string; read: number } };
+  receipts: { params: { conv: string }; result: { conv: string; reads: Record<string, number> } };
+  typing: { params: { conv: string; on: boolean }; result: Record<string, never> };
+  presence: { params: { users: string[] }; result: { presence: PresenceInfo[] } };
+  'contact.request': { params: { user: string; note?: string }; result: ContactInfo };
+  'contact.accept': { params: { user: string }; result: ContactInfo };
+  'contact.remove': { params: { user: string }; result: ContactInfo };
+  'contact.block': { params: { user: string }; result: ContactInfo };
+  'contact.unblock': { params: { user: string }; result: ContactInfo };
+  'contact.list': { params: Record<string, never>; result: { contacts: ContactInfo[] } };
+  'conv.direct': { params: { user: string }; result: ConversationInfo };
+  'conv.list': { params: Record<string, never>; result: { convs: ConversationInfo[] } };
+  'conv.info': { params: { conv: string }; result: { conv: ConversationInfo; members: MemberInfo[] } };
+  'group.create': { params: { title: string; members: string[] }; result: ConversationInfo };
+  'group.add': { params: { conv: string; users: string[] }; result: { conv: string; seq: number } };
+  'group.remove': { params: { conv: string; users: string[] }; result: { conv: string; seq: number } };
+  'group.leave': { params: { conv: string }; result: { conv: string; seq: number } };
+  'group.role': { params: { conv: string; user: string; role: 'admin' | 'member' }; result: { conv: string; seq: number } };
+}
+
+export type RequestType = keyof RequestMap;
+export type RequestParams<T extends RequestType> = RequestMap[T]['params'];
+export type RequestResult<T extends RequestType> = RequestMap[T]['result'];
+export type RequestFrame<T extends RequestType = RequestType> = { t: T; id: number } & RequestParams<T>;
+export type ClientFrame = HelloFrame | RequestFrame;
+
+export interface SyncResult {
+  /** Conversations that changed since the cursor, or that the cursor did not name. */
+  convs: ConversationInfo[];
+  /** Missed messages, ordered by (conv, seq); gapless from each conv's cursor. */
+  msgs: Message[];
+  /** Conversations in the cursor this user no longer belongs to. */
+  removed: string[];
+  /** True when a page limit cut the result: sync again with the advanced cursor. */
+  more: boolean;
+}
+
+// ---------------------------------------------------------------- server -> client
+
+export interface WelcomeFrame {
+  t: 'welcome'; id: number; v: number; user: string; device: string; session: string;
+  /** Changes when the server's storage was replaced: drop all local state and reload. */
+  epoch: string;
+  ts: number;
+  limits: { maxFrameBytes: number; ratePerSec: number; rateBurst: number; maxSyncPage: number; maxGroupMembers: number };
+}
+export interface ResultFrame<T extends RequestType = RequestType> { t: 'res'; id: number; data: RequestResult<T> }
+export interface ErrorFrame {
+  t: 'err';
+  /** The request's id; 0 when the frame could not be read far enough to know it. */
+  id: number;
+  code: number;
+  error: string;
+  msg: string;
+  retry: boolean;
+  field?: string;
+  retryAfterMs?: number;
+}
+export interface MessageEvent { t: 'msg'; m: Message }
+export interface ReceiptEvent { t: 'receipt'; conv: string; user: string; seq: number }
+export interface TypingEvent { t: 'typing'; conv: string; user: string; on: boolean }
+export interface PresenceEvent { t: 'presence'; user: string; online: boolean; lastSeen: number }
+export interface ContactEvent { t: 'contact'; user: string; state: ContactState; note?: string }
+/** The server dropped events for this connection (it read too slowly): sync now. */
+export interface LagEvent { t: 'lag' }
+
+export type ServerEvent = MessageEvent | ReceiptEvent | TypingEvent | PresenceEvent | ContactEvent | LagEvent;
+export type ServerFrame = WelcomeFrame | ResultFrame | ErrorFrame | ServerEvent;
