@@ -35,6 +35,8 @@ export interface EngineSettings {
   readonly historyPageMax: number;
   readonly syncPageDefault: number;
   readonly syncPageMax: number;
+  /** Conversations whose membership and head the engine keeps in memory (LRU). */
+  readonly conversationCacheSize: number;
 }
 
 export const DEFAULT_ENGINE_SETTINGS: EngineSettings = Object.freeze({
@@ -47,4 +49,5 @@ export const DEFAULT_ENGINE_SETTINGS: EngineSettings = Object.freeze({
   historyPageMax: 200,
   syncPageDefault: 200,
   syncPageMax: 1000,
+  conversationCacheSize: 10_000,
 });

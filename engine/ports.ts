@@ -135,3 +135,12 @@ export interface Delivery {
 
 export interface Clock { now(): number }
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** Structured logger (pino-compatible subset). */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

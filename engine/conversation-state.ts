@@ -1,0 +1,105 @@
+// In-memory view of hot conversations: metadata, head and members. The engine is the only
+// writer of a conversation (embedded mode: one process; distributed mode: the worker that owns
+// it), so membership checks against this view happen in the same serialized step as the commit
+// and cannot race with a concurrent remove.
+import { LanternError } from '../protocol/errors.ts';
+import type { Membership, StoredConversation, TimelineStore } from './ports.ts';
+
+export class ConversationState {
+  readonly members = new Map<string, Membership>();
+  /** Member ids as an array, rebuilt on membership change: fan-out reuses it for every message. */
+  memberIds: readonly string[] = [];
+  /** Writes queued or in flight; a state with pending writes is never evicted. */
+  pending = 0;
+
+  constructor(public meta: StoredConversation, members: Iterable<Membership>) {
+    for (const m of members) this.members.set(m.user, m);
+    this.refreshIds();
+  }
+
+  get id(): string { return this.meta.id; }
+  get head(): number { return this.meta.head; }
+
+  /** The membership of `user`, or a not_member error. */
+  requireMember(user: string): Membership {
+    const m = this.members.get(user);
+    if (!m) throw new LanternError('not_member', `not a member of ${this.meta.id}`, { field: 'conv' });
+    return m;
+  }
+
+  applyMembers(put: readonly Membership[] | undefined, remove: readonly string[] | undefined): void {
+    if (!put?.length && !remove?.length) return;
+    for (const m of put ?? []) this.members.set(m.user, m);
+    for (const u of remove ?? []) this.members.delete(u);
+    this.meta = { ...this.meta, memberCount: this.members.size };
+    this.refreshIds();
+  }
+
+  private refreshIds(): void {
+    this.memberIds = [...this.members.keys()];
+  }
+}
+
+/** LRU cache of ConversationState with de-duplicated concurrent loads. */
+export class ConversationCache {
+  private readonly states = new Map<string, ConversationState>();
+  private readonly loading = new Map<string, Promise<ConversationState | undefined>>();
+
+  constructor(private readonly store: TimelineStore, private readonly capacity: number) {}
+
+  /** The state of `conv`, loading it on a miss; undefined when the conversation does not exist. */
+  async get(conv: string): Promise<ConversationState | undefined> {
+    const hit = this.states.get(conv);
+    if (hit) {
+      // Map iteration order is insertion order: re-insert to mark as most recently used.
+      this.states.delete(conv);
+      this.states.set(conv, hit);
+      return hit;
+    }
+    let p = this.loading.get(conv);
+    if (!p) {
+      p = this.load(conv).finally(() => this.loading.delete(conv));
+      this.loading.set(conv, p);
+    }
+    return p;
+  }
+
+  async require(conv: string): Promise<ConversationState> {
+    const s = await this.get(conv);
+    if (!s) throw new LanternError('not_found', `no conversation ${conv}`, { field: 'conv' });
+    return s;
+  }
+
+  /** Install the state of a conversation this engine just created. */
+  put(state: ConversationState): void {
+    this.states.set(state.id, state);
+    this.evict();
+  }
+
+  /** Forget a conversation (after a failed write its view may be stale). */
+  invalidate(conv: string): void {
+    this.states.delete(conv);
+  }
+
+  get size(): number { return this.states.size; }
+
+  private async load(conv: string): Promise<ConversationState | undefined> {
+    const meta = await this.store.getConversation(conv);
+    if (!meta) return undefined;
+    const members = await this.store.listMembers(conv);
+    const raced = this.states.get(conv);
+    if (raced) return raced;
+    const state = new ConversationState(meta, members);
+    this.states.set(conv, state);
+    this.evict();
+    return state;
+  }
+
+  private evict(): void {
+    if (this.states.size <= this.capacity) return;
+    for (const [id, s] of this.states) {
+      if (this.states.size <= this.capacity) break;
+      if (s.pending === 0) this.states.delete(id);
+    }
+  }
+}

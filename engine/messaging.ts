@@ -1,0 +1,131 @@
+// Sending, recalling, reading and paging messages in a conversation.
+import { LanternError } from '../protocol/errors.ts';
+import type { Message, RequestParams, RequestResult, SystemBody } from '../protocol/frames.ts';
+import type { DeviceSession, EngineSettings } from './api.ts';
+import type { ConversationCache, ConversationState } from './conversation-state.ts';
+import type { ConversationWriter, Operation } from './conversation-writer.ts';
+import { validateBody } from './message-body.ts';
+import type { ChatStore, Clock, Delivery } from './ports.ts';
+
+type SendResult = RequestResult<'send'>;
+
+export function systemMessage(conv: string, seq: number, ts: number, body: SystemBody): Message {
+  return { conv, seq, from: body.by, dev: '', cid: '', kind: 'system', body, ts };
+}
+
+export class Messaging {
+  /** Sends being committed, by (conv, from, cid): a retry joins the first attempt instead of racing it. */
+  private readonly inflight = new Map<string, Promise<SendResult>>();
+
+  constructor(
+    private readonly store: ChatStore,
+    private readonly cache: ConversationCache,
+    private readonly writer: ConversationWriter,
+    private readonly delivery: Delivery,
+    private readonly settings: EngineSettings,
+    private readonly clock: Clock,
+  ) {}
+
+  async send(who: DeviceSession, p: RequestParams<'send'>): Promise<SendResult> {
+    const body = validateBody(p.kind, p.body as unknown as Record<string, unknown>, this.settings);
+    const key = `${p.conv}\u0000${who.user}\u0000${p.cid}`;
+    const running = this.inflight.get(key);
+    if (running) return running.then((r) => ({ ...r, dup: true }));
+    const attempt = this.sendOnce(who, p, body).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, attempt);
+    return attempt;
+  }
+
+  private async sendOnce(who: DeviceSession, p: RequestParams<'send'>, body: Message['body']): Promise<SendResult> {
+    const state = await this.cache.require(p.conv);
+    state.requireMember(who.user);
+    const seen = await this.store.findByClientId(p.conv, who.user, p.cid);
+    if (seen !== undefined) {
+      const m = await this.store.getMessage(p.conv, seen);
+      return { conv: p.conv, seq: seen, ts: m?.ts ?? 0, dup: true };
+    }
+    if (state.meta.type === 'direct') await this.checkNotBlocked(state, who.user);
+    const op: Operation = {
+      changesMembers: false,
+      build(s, seq, ts) {
+        s.requireMember(who.user);
+        const m: Message = { conv: p.conv, seq, from: who.user, dev: who.device, cid: p.cid, kind: p.kind, ts };
+        if (body !== undefined) m.body = body;
+        return { messages: [m] };
+      },
+    };
+    const change = await this.writer.submit(state, op);
+    const m = change.messages[0]!;
+    return { conv: p.conv, seq: m.seq, ts: m.ts, dup: false };
+  }
+
+  private async checkNotBlocked(state: ConversationState, user: string): Promise<void> {
+    const peer = state.memberIds.find((u) => u !== user);
+    if (peer === undefined) return;
+    const [mine, theirs] = await Promise.all([this.store.getContact(user, peer), this.store.getContact(peer, user)]);
+    if (mine?.state === 'blocked' || theirs?.state === 'blocked') {
+      throw new LanternError('blocked', 'one side of this direct conversation has blocked the other');
+    }
+  }
+
+  async recall(who: DeviceSession, p: RequestParams<'recall'>): Promise<RequestResult<'recall'>> {
+    const state = await this.cache.require(p.conv);
+    const member = state.requireMember(who.user);
+    if (p.seq <= member.joined || p.seq > state.head) throw new LanternError('not_found', `no message ${p.seq} in ${p.conv}`, { field: 'seq' });
+    const target = await this.store.getMessage(p.conv, p.seq);
+    if (!target) throw new LanternError('not_found', `no message ${p.seq} in ${p.conv}`, { field: 'seq' });
+    if (target.kind === 'system') throw new LanternError('conflict', 'system notices cannot be recalled', { field: 'seq' });
+    if (target.from !== who.user) throw new LanternError('forbidden', 'only the sender may recall a message', { field: 'seq' });
+    if (this.clock.now() - target.ts > this.settings.recallWindowMs) {
+      throw new LanternError('recall_window_passed', `messages can be recalled within ${this.settings.recallWindowMs} ms of sending`);
+    }
+    if (target.recalled) return { conv: p.conv, seq: p.seq };
+    const change = await this.writer.submit(state, {
+      changesMembers: false,
+      build: (s, seq, ts) => {
+        s.requireMember(who.user);
+        return { messages: [systemMessage(p.conv, seq, ts, { event: 'recalled', by: who.user, seq: p.seq })], recall: [p.seq] };
+      },
+    });
+    return { conv: p.conv, seq: change.messages[0]!.seq };
+  }
+
+  async history(who: DeviceSession, p: RequestParams<'history'>): Promise<RequestResult<'history'>> {
+    const state = await this.cache.require(p.conv);
+    const member = state.requireMember(who.user);
+    const limit = Math.min(p.limit ?? this.settings.historyPageDefault, this.settings.historyPageMax);
+    const before = Math.min(p.before ?? state.head + 1, state.head + 1);
+    if (before <= member.joined + 1) return { msgs: [], more: false };
+    const msgs = (await this.store.readBefore(p.conv, before, limit)).filter((m) => m.seq > member.joined);
+    const first = msgs[0];
+    return { msgs, more: first !== undefined && first.seq > member.joined + 1 };
+  }
+
+  async read(who: DeviceSession, p: RequestParams<'read'>): Promise<RequestResult<'read'>> {
+    const state = await this.cache.require(p.conv);
+    state.requireMember(who.user);
+    const target = Math.min(p.seq, state.head);
+    const before = await this.store.getReadCursor(p.conv, who.user);
+    if (target <= before) return { conv: p.conv, read: before };
+    const read = await this.store.advanceReadCursor(p.conv, who.user, target);
+    if (read > before) this.delivery.toUsers(state.memberIds, { t: 'receipt', conv: p.conv, user: who.user, seq: read });
+    return { conv: p.conv, read };
+  }
+
+  async receipts(who: DeviceSession, p: RequestParams<'receipts'>): Promise<RequestResult<'receipts'>> {
+    const state = await this.cache.require(p.conv);
+    state.requireMember(who.user);
+    const all = await this.store.getReadCursors(p.conv);
+    const reads: Record<string, number> = {};
+    for (const [user, seq] of Object.entries(all)) if (state.members.has(user)) reads[user] = seq;
+    return { conv: p.conv, reads };
+  }
+
+  async typing(who: DeviceSession, p: RequestParams<'typing'>): Promise<RequestResult<'typing'>> {
+    const state = await this.cache.require(p.conv);
+    state.requireMember(who.user);
+    const others = state.memberIds.filter((u) => u !== who.user);
+    if (others.length) this.delivery.toUsers(others, { t: 'typing', conv: p.conv, user: who.user, on: p.on });
+    return {};
+  }
+}
