@@ -107,3 +107,31 @@ t.test('typing reaches the other members only and is not stored', async (t) => {
   t.same(h.delivery.of('alice', 'typing'), []);
   t.equal((await h.as('bob').req('history', { conv })).msgs.length, 0);
 });
+
+t.test('a failed commit rejects its sends as retryable and leaves no gap', async (t) => {
+  const { MemoryChatStore } = await import('../storage/memory/chat-store.ts');
+  const { StoreUnavailableError } = await import('./ports.ts');
+  const store = new MemoryChatStore();
+  let failNext = false;
+  const commit = store.commit.bind(store);
+  store.commit = async (c) => {
+    if (failNext) { failNext = false; throw new StoreUnavailableError('disk on fire'); }
+    return commit(c);
+  };
+  const h = harness({}, store);
+  const conv = await h.friends('alice', 'bob');
+  await h.as('alice').text(conv, 'one', 'c-1');
+  failNext = true;
+  const failed = await Promise.allSettled([h.as('alice').text(conv, 'two', 'c-2'), h.as('alice').text(conv, 'three', 'c-3')]);
+  t.ok(failed.some((r) => r.status === 'rejected'), 'the batch that hit the failure is rejected');
+  for (const r of failed) {
+    if (r.status === 'rejected') t.match(r.reason, { error: 'unavailable', retry: true });
+  }
+  // The client retries both with the same cids: the one that had succeeded answers dup.
+  const retried = [await h.as('alice').text(conv, 'two', 'c-2'), await h.as('alice').text(conv, 'three', 'c-3')];
+  const { msgs } = await h.as('bob').req('history', { conv });
+  t.same(msgs.map((m) => m.seq), [1, 2, 3], 'no gap');
+  t.same(msgs.map((m) => m.cid).sort(), ['c-1', 'c-2', 'c-3'], 'each send stored exactly once');
+  const bySeq = new Map(msgs.map((m) => [m.cid, m.seq]));
+  t.same(retried.map((r) => r.seq), [bySeq.get('c-2'), bySeq.get('c-3')], 'retries answer with the stored seqs');
+});
