@@ -74,7 +74,7 @@ export interface HelloFrame { t: 'hello'; id: number; v: number[]; token: string
 
 /** Parameters and result of every request type. */
 export interface RequestMap {
-  ping: { params: Record<string, never>; result: { ts: number } };
+  ping: { params: Record<never, never>; result: { ts: number } };
   send: { params: { conv: string; cid: string; kind: ClientMessageKind; body: MessageBody }; result: { conv: string; seq: number; ts: number; dup: boolean } };
   recall: { params: { conv: string; seq: number }; result: { conv: string; seq: number } };
   history: { params: { conv: string; before?: number; limit?: number }; result: { msgs: Message[]; more: boolean } };
@@ -88,9 +88,9 @@ export interface RequestMap {
   'contact.remove': { params: { user: string }; result: ContactInfo };
   'contact.block': { params: { user: string }; result: ContactInfo };
   'contact.unblock': { params: { user: string }; result: ContactInfo };
-  'contact.list': { params: Record<string, never>; result: { contacts: ContactInfo[] } };
+  'contact.list': { params: Record<never, never>; result: { contacts: ContactInfo[] } };
   'conv.direct': { params: { user: string }; result: ConversationInfo };
-  'conv.list': { params: Record<string, never>; result: { convs: ConversationInfo[] } };
+  'conv.list': { params: Record<never, never>; result: { convs: ConversationInfo[] } };
   'conv.info': { params: { conv: string }; result: { conv: ConversationInfo; members: MemberInfo[] } };
   'group.create': { params: { title: string; members: string[] }; result: ConversationInfo };
   'group.add': { params: { conv: string; users: string[] }; result: { conv: string; seq: number } };

@@ -1,0 +1,231 @@
+// The server's settings: one schema (default + one-line doc per setting), read from
+// defaults < env (LANTERN_*) < CLI flags (--kebab-case) < programmatic overrides, validated once
+// at boot with messages that name the setting, then frozen. Only the composition root calls
+// loadSettings; everything else receives the frozen object.
+import { DEFAULT_ENGINE_SETTINGS, type EngineSettings } from '../engine/api.ts';
+import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../protocol/limits.ts';
+import { parseEd25519PublicKey } from './auth.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const STORES = ['lmdb', 'memory'] as const;
+
+export interface Settings extends FrameLimits, EngineSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly store: (typeof STORES)[number];
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly jwtSecret: string | undefined;
+  readonly jwtPublicKey: string | undefined;
+  readonly jwtAudience: string;
+  readonly jwtClockToleranceSec: number;
+  readonly helloTimeoutMs: number;
+  readonly listenRetryMs: number;
+  readonly maxProtocolErrors: number;
+  readonly ratePerSec: number;
+  readonly rateBurst: number;
+  readonly floodCloseAfter: number;
+  readonly slowConsumerBytes: number;
+  readonly slowConsumerCloseMs: number;
+  readonly idleTimeoutSec: number;
+}
+
+type Parsed<V> = { ok: true; value: V } | { ok: false; expected: string };
+
+interface SettingSpec<V> {
+  readonly default: V;
+  readonly doc: string;
+  /** Turns a raw value (a string from env/flags, or a typed override) into the setting's value. */
+  readonly parse: (raw: unknown) => Parsed<V>;
+}
+
+function int(min: number, max: number, extra?: { test: (n: number) => boolean; expected: string }) {
+  return (raw: unknown): Parsed<number> => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+    const expected = `an integer ${min}..${max}${extra ? ` ${extra.expected}` : ''}`;
+    if (!Number.isSafeInteger(n) || n < min || n > max) return { ok: false, expected };
+    if (extra && !extra.test(n)) return { ok: false, expected };
+    return { ok: true, value: n };
+  };
+}
+
+function text(minLength = 1) {
+  return (raw: unknown): Parsed<string> =>
+    typeof raw === 'string' && raw.length >= minLength
+      ? { ok: true, value: raw }
+      : { ok: false, expected: minLength > 1 ? `a string of at least ${minLength} characters` : 'a non-empty string' };
+}
+
+function optional<V>(inner: (raw: unknown) => Parsed<V>) {
+  return (raw: unknown): Parsed<V | undefined> => (raw === undefined || raw === '' ? { ok: true, value: undefined } : inner(raw));
+}
+
+function oneOf<C extends readonly string[]>(choices: C) {
+  return (raw: unknown): Parsed<C[number]> =>
+    typeof raw === 'string' && choices.includes(raw) ? { ok: true, value: raw } : { ok: false, expected: `one of ${choices.join(', ')}` };
+}
+
+function ed25519PublicKey(raw: unknown): Parsed<string> {
+  const expected = 'an Ed25519 public key as PEM (SPKI) or JWK JSON';
+  if (typeof raw !== 'string' || raw.trim() === '') return { ok: false, expected };
+  try {
+    parseEd25519PublicKey(raw);
+    return { ok: true, value: raw };
+  } catch (err) {
+    return { ok: false, expected: `${expected} (${(err as Error).message})` };
+  }
+}
+
+const MAX_INT = Number.MAX_SAFE_INTEGER;
+const E = DEFAULT_ENGINE_SETTINGS;
+const F = DEFAULT_FRAME_LIMITS;
+
+export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Settings[K]> } = {
+  host: { default: '127.0.0.1', doc: 'Interface to listen on (0.0.0.0 for all).', parse: text() },
+  port: { default: 8080, doc: 'TCP port for WebSocket and HTTP; 0 picks a free port.', parse: int(0, 65535) },
+  dataDir: { default: '.lantern', doc: 'Directory for the LMDB store and the dev auth secret.', parse: text() },
+  store: { default: 'lmdb', doc: 'Chat storage: lmdb (durable, embedded) or memory (lost on exit).', parse: oneOf(STORES) },
+  logLevel: { default: 'info', doc: 'pino log level.', parse: oneOf(LOG_LEVELS) },
+  jwtSecret: { default: undefined, doc: 'HS256 shared secret for tokens (>= 32 chars); unset with no public key = dev secret in dataDir.', parse: optional(text(32)) },
+  jwtPublicKey: { default: undefined, doc: 'Ed25519 public key (PEM or JWK JSON) accepting EdDSA tokens.', parse: optional(ed25519PublicKey) },
+  jwtAudience: { default: 'lantern', doc: 'Required `aud` claim of tokens.', parse: text() },
+  jwtClockToleranceSec: { default: 5, doc: 'Clock skew allowed when checking `exp`/`nbf`, in seconds.', parse: int(0, 300) },
+  listenRetryMs: { default: 65_000, doc: 'How long to keep retrying to bind a busy port at start. This uWebSockets.js build does not set SO_REUSEADDR, so a port whose old connections sit in TIME_WAIT (up to 60 s on Linux after a restart) cannot be bound at once.', parse: int(0, 600_000) },
+  helloTimeoutMs: { default: 10_000, doc: 'Time a new connection has to complete `hello` before close 4100.', parse: int(100, 600_000) },
+  maxProtocolErrors: { default: 20, doc: 'Invalid frames (bad_frame/unknown_type/invalid_field) tolerated per connection before close 4000.', parse: int(1, 1_000_000) },
+  ratePerSec: { default: 50, doc: 'Frames per second a connection may send (token bucket refill).', parse: int(1, 1_000_000) },
+  rateBurst: { default: 100, doc: 'Frames a connection may send in a burst (token bucket capacity).', parse: int(1, 1_000_000) },
+  floodCloseAfter: { default: 200, doc: 'Consecutive rate-limited frames before close 4102.', parse: int(1, 1_000_000) },
+  slowConsumerBytes: { default: 1024 * 1024, doc: 'Send buffer bound per connection (uWS maxBackpressure); events beyond it are dropped and `lag` follows.', parse: int(1024, 1024 * 1024 * 1024) },
+  slowConsumerCloseMs: { default: 30_000, doc: 'How long a connection may stay over the send buffer bound before close 4101.', parse: int(100, 3_600_000) },
+  idleTimeoutSec: {
+    default: 120,
+    doc: 'Seconds without traffic before a socket is closed; pings are sent automatically before that.',
+    parse: int(8, 960, { test: (n) => n % 4 === 0, expected: 'and a multiple of 4 (uWS timer granularity)' }),
+  },
+  maxFrameBytes: { default: F.maxFrameBytes, doc: 'Largest client WebSocket message in bytes; bigger ones close the socket with 1009.', parse: int(256, 16 * 1024 * 1024) },
+  maxDepth: { default: F.maxDepth, doc: 'Deepest nesting of maps/arrays in a frame (the frame is depth 1).', parse: int(2, 64) },
+  maxStringLength: { default: F.maxStringLength, doc: 'Longest string in a frame, in UTF-16 code units.', parse: int(1, MAX_INT) },
+  maxArrayLength: { default: F.maxArrayLength, doc: 'Longest array in a frame.', parse: int(1, MAX_INT) },
+  maxMapKeys: { default: F.maxMapKeys, doc: 'Most keys in one map of a frame.', parse: int(1, MAX_INT) },
+  maxBinaryBytes: { default: F.maxBinaryBytes, doc: 'Longest binary value in a frame, in bytes.', parse: int(0, MAX_INT) },
+  maxGroupMembers: { default: E.maxGroupMembers, doc: 'Most members in a group, owner included.', parse: int(2, 1_000_000) },
+  recallWindowMs: { default: E.recallWindowMs, doc: 'How long after sending its sender may recall a message, in ms.', parse: int(0, MAX_INT) },
+  maxTextLength: { default: E.maxTextLength, doc: 'Longest text message body, in characters.', parse: int(1, MAX_INT) },
+  maxTitleLength: { default: E.maxTitleLength, doc: 'Longest group title or contact note, in characters.', parse: int(1, MAX_INT) },
+  maxUsersPerCall: { default: E.maxUsersPerCall, doc: 'Most users named in one group.create/group.add/presence call.', parse: int(1, MAX_INT) },
+  historyPageDefault: { default: E.historyPageDefault, doc: 'Messages per `history` page when the client gives no limit.', parse: int(1, MAX_INT) },
+  historyPageMax: { default: E.historyPageMax, doc: 'Most messages per `history` page.', parse: int(1, MAX_INT) },
+  syncPageDefault: { default: E.syncPageDefault, doc: 'Messages per `sync` page when the client gives no limit.', parse: int(1, MAX_INT) },
+  syncPageMax: { default: E.syncPageMax, doc: 'Most messages per `sync` page.', parse: int(1, MAX_INT) },
+  conversationCacheSize: { default: E.conversationCacheSize, doc: 'Conversations whose membership and head the engine keeps in memory (LRU).', parse: int(1, MAX_INT) },
+};
+
+export const SETTING_NAMES = Object.keys(SETTINGS_SCHEMA) as ReadonlyArray<keyof Settings>;
+
+export function envName(name: string): string {
+  return 'LANTERN_' + name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+export function flagName(name: string): string {
+  return '--' + name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+}
+
+const BY_FLAG: ReadonlyMap<string, keyof Settings> = new Map(SETTING_NAMES.map((n) => [flagName(n), n]));
+
+/** One or more invalid settings; `problems` has one line per setting, naming it. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid settings:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** Parse `--flag value` / `--flag=value` pairs into raw setting values; unknown flags become problems. */
+export function parseFlags(argv: readonly string[]): { values: Partial<Record<keyof Settings, string>>; problems: string[] } {
+  const values: Partial<Record<keyof Settings, string>> = {};
+  const problems: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const name = BY_FLAG.get(flag);
+    let value: string | undefined;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) value = argv[++i];
+    if (name === undefined) problems.push(`unknown flag "${flag}" (see \`lantern help\`)`);
+    else if (value === undefined) problems.push(`${envName(name)} / ${flag}: needs a value`);
+    else values[name] = value;
+  }
+  return { values, problems };
+}
+
+export interface SettingsSources {
+  env?: Readonly<Record<string, string | undefined>>;
+  argv?: readonly string[];
+  overrides?: Partial<Settings>;
+}
+
+/** Merge the sources, validate every setting (all problems reported at once) and freeze. */
+export function loadSettings(sources: SettingsSources = {}): Settings {
+  const env = sources.env ?? {};
+  const { values: flags, problems } = parseFlags(sources.argv ?? []);
+  const overrides = sources.overrides ?? {};
+  const values: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) {
+    const spec = SETTINGS_SCHEMA[name] as SettingSpec<unknown>;
+    let raw: unknown;
+    let from: string;
+    if (Object.hasOwn(overrides, name) && overrides[name] !== undefined) { raw = overrides[name]; from = 'override'; }
+    else if (flags[name] !== undefined) { raw = flags[name]; from = 'flag'; }
+    else if (env[envName(name)] !== undefined) { raw = env[envName(name)]; from = 'env'; }
+    else { values[name] = spec.default; continue; }
+    const parsed = spec.parse(raw);
+    if (parsed.ok) values[name] = parsed.value;
+    else problems.push(`${envName(name)} / ${flagName(name)}: must be ${parsed.expected}, got ${describe(raw)} (from ${from})`);
+  }
+  for (const name of Object.keys(overrides)) {
+    if (!Object.hasOwn(SETTINGS_SCHEMA, name)) problems.push(`unknown setting "${name}" (override)`);
+  }
+  if (problems.length === 0) problems.push(...crossCheck(values as unknown as Settings));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(values) as unknown as Settings;
+}
+
+function crossCheck(s: Settings): string[] {
+  const problems: string[] = [];
+  const pairs: Array<[keyof Settings, keyof Settings]> = [['historyPageDefault', 'historyPageMax'], ['syncPageDefault', 'syncPageMax']];
+  for (const [small, big] of pairs) {
+    if ((s[small] as number) > (s[big] as number)) {
+      problems.push(`${envName(small)} / ${flagName(small)}: must be <= ${big} (${String(s[big])}), got ${String(s[small])}`);
+    }
+  }
+  return problems;
+}
+
+function describe(raw: unknown): string {
+  if (typeof raw === 'string') return JSON.stringify(raw.length > 60 ? raw.slice(0, 60) + '...' : raw);
+  return typeof raw === 'object' ? JSON.stringify(raw) : String(raw);
+}
+
+export function engineSettingsOf(s: Settings): EngineSettings {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(DEFAULT_ENGINE_SETTINGS)) out[k] = s[k as keyof Settings];
+  return Object.freeze(out) as unknown as EngineSettings;
+}
+
+export function frameLimitsOf(s: Settings): FrameLimits {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(DEFAULT_FRAME_LIMITS)) out[k] = s[k as keyof Settings];
+  return Object.freeze(out) as unknown as FrameLimits;
+}
+
+/** The settings table as Markdown (setting, env, flag, default, meaning), for the docs. */
+export function renderSettingsMarkdown(): string {
+  const rows = SETTING_NAMES.map((name) => {
+    const spec = SETTINGS_SCHEMA[name] as SettingSpec<unknown>;
+    const def = spec.default === undefined ? '(unset)' : `\`${String(spec.default)}\``;
+    return `| \`${name}\` | \`${envName(name)}\` | \`${flagName(name)}\` | ${def} | ${spec.doc.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| setting | env | flag | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n') + '\n';
+}

@@ -1,0 +1,109 @@
+// The composition root: reads settings, picks and builds the adapters (store, presence,
+// delivery, logger), creates the engine and the gateway, and wires them together. Nothing
+// else in the codebase chooses an adapter or reads the environment.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import pino from 'pino';
+import type { Engine } from '../engine/api.ts';
+import { createChatEngine, type ChatEngineDeps } from '../engine/chat-engine.ts';
+import type { ChatStore, Logger } from '../engine/ports.ts';
+import { MemoryChatStore } from '../storage/memory/chat-store.ts';
+import { MemoryPresenceRegistry } from '../storage/memory/presence-registry.ts';
+import { createTokenVerifier, loadOrCreateDevSecret, warnDevAuth } from './auth.ts';
+import { engineSettingsOf, loadSettings, type Settings } from './config.ts';
+import { createGateway } from './server.ts';
+
+export interface RunningLantern {
+  port: number;
+  host: string;
+  /** WebSocket URL clients connect to. */
+  url: string;
+  /** The store epoch (welcome.epoch). */
+  epoch: string;
+  /** Set when dev auth is in use (no jwtSecret/jwtPublicKey): the HS256 secret tokens must be signed with. */
+  devSecret?: string;
+  settings: Settings;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Environment to read LANTERN_* settings from (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** CLI flags (--kebab-case). */
+  argv?: readonly string[];
+  /** Logger to use instead of a pino logger at settings.logLevel. */
+  log?: Logger;
+  /** Engine factory (default createChatEngine); tests substitute a fake. */
+  createEngine?: (deps: ChatEngineDeps) => Engine;
+}
+
+export async function startLantern(overrides: Partial<Settings> = {}, options: StartOptions = {}): Promise<RunningLantern> {
+  const settings = loadSettings({ env: options.env ?? process.env, argv: options.argv ?? [], overrides });
+  const log: Logger = options.log ?? pino({ name: 'lantern', level: settings.logLevel });
+
+  let devSecret: string | undefined;
+  if (!settings.jwtSecret && !settings.jwtPublicKey) {
+    const dev = await loadOrCreateDevSecret(settings.dataDir);
+    devSecret = dev.secret;
+    warnDevAuth(log, dev.path, settings.dataDir);
+  }
+  const verifier = createTokenVerifier({
+    secret: settings.jwtSecret ?? devSecret,
+    publicKey: settings.jwtPublicKey,
+    audience: settings.jwtAudience,
+    clockToleranceSec: settings.jwtClockToleranceSec,
+  });
+
+  const gateway = createGateway({ settings, verifier, log });
+  // Listen before storage opens: /healthz answers and /readyz says 503 while starting.
+  const port = await gateway.listen();
+  let store: ChatStore | undefined;
+  let engine: Engine;
+  try {
+    store = await openStore(settings);
+    engine = (options.createEngine ?? createChatEngine)({
+      store,
+      presence: new MemoryPresenceRegistry(),
+      delivery: gateway.delivery,
+      settings: engineSettingsOf(settings),
+      log,
+    });
+  } catch (err) {
+    await gateway.close();
+    if (store) await store.close();
+    throw err;
+  }
+  gateway.attachEngine(engine);
+
+  const host = settings.host;
+  const url = `ws://${urlHost(host)}:${port}/ws`;
+  log.info({ host, port, url, store: settings.store, dataDir: settings.dataDir, epoch: engine.epoch, auth: verifier.algorithms }, 'listening');
+
+  let closing: Promise<void> | undefined;
+  const running: RunningLantern = {
+    port, host, url, epoch: engine.epoch, settings,
+    close() {
+      closing ??= (async () => {
+        // Drains sockets, then engine.close(), which closes the store it was given.
+        await gateway.close();
+        log.info({ port }, 'closed');
+      })();
+      return closing;
+    },
+  };
+  if (devSecret !== undefined) running.devSecret = devSecret;
+  return running;
+}
+
+async function openStore(settings: Settings): Promise<ChatStore> {
+  if (settings.store === 'memory') return new MemoryChatStore();
+  await mkdir(settings.dataDir, { recursive: true });
+  // Loaded only when chosen, so a memory-store process never loads the native LMDB binding.
+  const { LmdbChatStore } = await import('../storage/lmdb/chat-store.ts');
+  return LmdbChatStore.open({ path: join(settings.dataDir, 'lmdb') });
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
