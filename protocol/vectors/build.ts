@@ -38,7 +38,7 @@ const hexOf = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 // ---------------------------------------------------------------- fixtures (fixed values)
 
 const T0 = 1_700_000_000_000; // 2023-11-14T22:13:20Z: every timestamp is T0 + a few ms
-const DIRECT = 'd:alice:bob';
+const DIRECT = 'd:5:alice:bob';
 const GROUP = 'g:7f3a9c2e';
 
 const textMsg: Message = { conv: DIRECT, seq: 42, from: 'alice', dev: 'phone', cid: '0d1e2f30-4a5b-4c6d-8e7f-8091a2b3c4d5', kind: 'text', body: { text: 'Hello, Bob! 👋' }, ts: T0 + 42 };
@@ -168,7 +168,7 @@ const invalidFrames: Array<[string, string, Uint8Array, InvalidVector['expect']]
   ['ext_fixext1', 'An extension value (fixext 1, type 1).', bytes(0x82, fixstr('t'), fixstr('ping'), fixstr('id'), 0xd4, 0x01, 0x01), { error: 'bad_frame' }],
   ['ext_timestamp', 'The msgpack timestamp extension (type -1) is an extension too.', bytes(0x83, fixstr('t'), fixstr('ping'), fixstr('id'), 0x01, fixstr('at'), 0xd6, 0xff, 0x65, 0x53, 0xf1, 0x00), { error: 'bad_frame' }],
   ['key___proto__', 'A "__proto__" key (prototype pollution in naive JS decoders).', bytes(0x83, fixstr('t'), fixstr('ping'), fixstr('id'), 0x01, fixstr('__proto__'), 0x80), { error: 'bad_frame' }],
-  ['key_constructor', 'A "constructor" key, here nested inside body.', enc({ t: 'send', id: 1, conv: 'd:alice:bob', cid: 'c1', kind: 'text', body: { text: 'x', constructor: 1 } }), { error: 'bad_frame' }],
+  ['key_constructor', 'A "constructor" key, here nested inside body.', enc({ t: 'send', id: 1, conv: 'd:5:alice:bob', cid: 'c1', kind: 'text', body: { text: 'x', constructor: 1 } }), { error: 'bad_frame' }],
   ['key_prototype', 'A "prototype" key.', enc({ t: 'ping', id: 1, prototype: {} }), { error: 'bad_frame' }],
   ['key_not_string', 'A map key that is an integer.', bytes(0x82, fixstr('t'), fixstr('ping'), 0x01, 0x01), { error: 'bad_frame' }],
   ['key_duplicate', 'The same key twice in one map.', bytes(0x83, fixstr('t'), fixstr('ping'), fixstr('id'), 0x01, fixstr('id'), 0x02), { error: 'bad_frame' }],

@@ -85,11 +85,20 @@ export class LmdbChatStore implements ChatStore {
     validateCommit(change);
     this.assertOpen('commit');
     try {
-      await this.convs.childTransaction(() => this.applyCommit(change));
+      await this.convs.childTransaction(() => {
+        try {
+          this.applyCommit(change);
+        } catch (error) {
+          // Thrown while applying (a failed check, a value msgpack cannot encode): the commit is
+          // wrong, not the store. The child txn is rolled back either way.
+          if (error instanceof HeadConflictError || error instanceof CommitRejected) throw error;
+          throw new CommitRejected(`commit ${change.conv}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        }
+      });
       await this.root.flushed;
     } catch (error) {
       if (error instanceof HeadConflictError) throw error;
-      if (error instanceof CommitRejected) throw new Error(error.message);
+      if (error instanceof CommitRejected) throw new Error(error.message, { cause: error.cause });
       throw new StoreUnavailableError(`lmdb: commit to ${change.conv} failed`, { cause: error });
     }
   }

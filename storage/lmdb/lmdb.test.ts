@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoreUnavailableError, type ChatStore } from '../../engine/ports.ts';
 import { chatStoreContract } from '../contract/chat-store.contract.ts';
-import { appendCommit, createCommit, failure, uid } from '../contract/fixtures.ts';
+import { appendCommit, createCommit, failure, isPlainRejection, uid } from '../contract/fixtures.ts';
 import { LmdbChatStore } from './chat-store.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'lantern-lmdb-test-'));
@@ -52,6 +52,22 @@ t.test('lmdb: many concurrent commits across conversations stay gapless', async 
     const msgs = await reopened.readAfter(conv, 0, 100);
     t.same(msgs.map((m) => m.seq), Array.from({ length: 50 }, (_, i) => i + 1), `${conv} gapless after reopen`);
   }
+});
+
+t.test('lmdb: a commit that fails half way writes nothing', async (t) => {
+  const h = await harness();
+  t.teardown(() => h.cleanup());
+  const conv = uid('conv');
+  await h.store.commit(createCommit(conv, 'owner', 1));
+  const commit = appendCommit(conv, 1, 'owner', 2);
+  // msgpack cannot encode a symbol: the second message fails after the first was put.
+  (commit.messages[1]!.body as unknown as Record<string, unknown>).bad = Symbol('unencodable');
+  const error = await failure(h.store.commit(commit));
+  t.ok(isPlainRejection(error), 'a plain Error: the commit is wrong, retrying will not help');
+  t.equal(await h.store.getMessage(conv, 2), undefined, 'the first message was rolled back');
+  t.equal((await h.store.getConversation(conv))?.head, 1, 'head unchanged');
+  await h.store.commit(appendCommit(conv, 1, 'owner', 1));
+  t.equal((await h.store.getConversation(conv))?.head, 2, 'the next commit on the same head succeeds');
 });
 
 t.test('lmdb: a closed store reports StoreUnavailableError', async (t) => {

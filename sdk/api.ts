@@ -1,0 +1,123 @@
+// One named method per protocol request, so apps need not spell frame types. Each is a thin,
+// typed wrapper over request(); LanternClient supplies request() and send().
+import type {
+  ClientMessageKind, ContactInfo, ConversationInfo, LocationBody, MessageBody, PresenceInfo,
+  RequestParams, RequestResult, RequestType,
+} from '../protocol/frames.ts';
+import type { SendResult } from './outbox.ts';
+
+export abstract class LanternApi {
+  abstract request<T extends RequestType>(type: T, params: RequestParams<T>): Promise<RequestResult<T>>;
+  abstract send(conv: string, kind: ClientMessageKind, body: MessageBody, opts?: { cid?: string }): Promise<SendResult>;
+
+  // ---------------------------------------------------------------- messages
+
+  sendText(conv: string, text: string, opts?: { cid?: string }): Promise<SendResult> {
+    return this.send(conv, 'text', { text }, opts);
+  }
+
+  sendSticker(conv: string, pack: string, sticker: string, opts?: { cid?: string }): Promise<SendResult> {
+    return this.send(conv, 'sticker', { pack, sticker }, opts);
+  }
+
+  sendLocation(conv: string, location: LocationBody, opts?: { cid?: string }): Promise<SendResult> {
+    return this.send(conv, 'location', location, opts);
+  }
+
+  /** Recall your own message within the server's recall window. */
+  recall(conv: string, seq: number): Promise<RequestResult<'recall'>> {
+    return this.request('recall', { conv, seq });
+  }
+
+  /** Messages just below `before` (default: the newest), ascending. */
+  history(conv: string, opts: { before?: number; limit?: number } = {}): Promise<RequestResult<'history'>> {
+    return this.request('history', { conv, ...opts });
+  }
+
+  /** Raise your read cursor; other members (and your other devices) get a 'receipt' event. */
+  read(conv: string, seq: number): Promise<RequestResult<'read'>> {
+    return this.request('read', { conv, seq });
+  }
+
+  /** Every member's read cursor. */
+  async receipts(conv: string): Promise<Record<string, number>> {
+    return (await this.request('receipts', { conv })).reads;
+  }
+
+  /** Tell the other members you are (or stopped) typing; never stored. */
+  async typing(conv: string, on: boolean): Promise<void> {
+    await this.request('typing', { conv, on });
+  }
+
+  // ---------------------------------------------------------------- presence and contacts
+
+  /** Online state of contacts among `users` (others are omitted by the server). */
+  async presence(users: string[]): Promise<PresenceInfo[]> {
+    return (await this.request('presence', { users })).presence;
+  }
+
+  async contacts(): Promise<ContactInfo[]> {
+    return (await this.request('contact.list', {})).contacts;
+  }
+
+  requestContact(user: string, note?: string): Promise<ContactInfo> {
+    return this.request('contact.request', note === undefined ? { user } : { user, note });
+  }
+
+  acceptContact(user: string): Promise<ContactInfo> {
+    return this.request('contact.accept', { user });
+  }
+
+  /** Removes a friend, declines an incoming request or cancels an outgoing one. */
+  removeContact(user: string): Promise<ContactInfo> {
+    return this.request('contact.remove', { user });
+  }
+
+  blockContact(user: string): Promise<ContactInfo> {
+    return this.request('contact.block', { user });
+  }
+
+  unblockContact(user: string): Promise<ContactInfo> {
+    return this.request('contact.unblock', { user });
+  }
+
+  // ---------------------------------------------------------------- conversations and groups
+
+  /** The 1:1 conversation with a friend; its id is deterministic for the pair. */
+  direct(user: string): Promise<ConversationInfo> {
+    return this.request('conv.direct', { user });
+  }
+
+  async conversations(): Promise<ConversationInfo[]> {
+    return (await this.request('conv.list', {})).convs;
+  }
+
+  conversation(conv: string): Promise<RequestResult<'conv.info'>> {
+    return this.request('conv.info', { conv });
+  }
+
+  createGroup(title: string, members: string[]): Promise<ConversationInfo> {
+    return this.request('group.create', { title, members });
+  }
+
+  addToGroup(conv: string, users: string[]): Promise<RequestResult<'group.add'>> {
+    return this.request('group.add', { conv, users });
+  }
+
+  removeFromGroup(conv: string, users: string[]): Promise<RequestResult<'group.remove'>> {
+    return this.request('group.remove', { conv, users });
+  }
+
+  leaveGroup(conv: string): Promise<RequestResult<'group.leave'>> {
+    return this.request('group.leave', { conv });
+  }
+
+  setRole(conv: string, user: string, role: 'admin' | 'member'): Promise<RequestResult<'group.role'>> {
+    return this.request('group.role', { conv, user, role });
+  }
+
+  /** Round trip to the server; resolves with the server's clock. */
+  async ping(): Promise<number> {
+    return (await this.request('ping', {})).ts;
+  }
+}
