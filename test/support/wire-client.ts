@@ -16,7 +16,7 @@ export class WireError extends Error {
   get error(): string { return this.frame.error; }
 }
 
-type Waiter = { pred: (e: ServerFrame) => boolean; resolve: (e: ServerFrame) => void; timer: NodeJS.Timeout };
+type Waiter = { pred: (e: ServerFrame) => boolean; resolve: (e: ServerFrame) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
 
 export class WireClient {
   readonly frames: ServerFrame[] = [];
@@ -32,6 +32,9 @@ export class WireClient {
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => {
       for (const p of this.pending.values()) p.reject(new Error(`closed ${code}`));
       this.pending.clear();
+      // Nothing more can arrive: fail the waiters now instead of at their timeout.
+      for (const w of this.waiters) { clearTimeout(w.timer); w.reject(new Error(`closed ${code} while waiting for a frame`)); }
+      this.waiters = [];
       resolve({ code, reason: reason.toString() });
     }));
   }
@@ -86,7 +89,7 @@ export class WireClient {
         this.waiters = this.waiters.filter((w) => w.timer !== timer);
         reject(new Error(`timed out after ${timeoutMs} ms waiting for a frame`));
       }, timeoutMs);
-      this.waiters.push({ pred, resolve, timer });
+      this.waiters.push({ pred, resolve, reject, timer });
     });
   }
 
