@@ -9,6 +9,7 @@ import type { LanternError } from '../protocol/errors.ts';
 import type { ErrorFrame, ServerFrame } from '../protocol/frames.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { enqueue, flushSocket, setReplyDroppedHandler } from './write-batcher.ts';
 
 export interface Connection {
   /** Set by closeSocket and by the close handler; nothing may touch the socket after. */
@@ -45,34 +46,26 @@ export function newConnection(ratePerSec: number, rateBurst: number, now: number
   };
 }
 
-/** uWS ws.send results. */
-export const SEND_DROPPED = 2;
+export { SEND_DROPPED } from './write-batcher.ts';
 
-/** Close with a code; a no-op on a socket that is already closed. */
+/** Close with a code; a no-op on a socket that is already closed. Frames queued before it go out first. */
 export function closeSocket(ws: Socket, code: number, reason: string): void {
   const conn = ws.getUserData();
   if (conn.closed) return;
+  flushSocket(ws);
   conn.closed = true;
   ws.end(code, reason);
 }
 
-/**
- * Write one frame to one socket. A reply dropped because the socket is over its backpressure
- * bound closes the socket with 4101: replies are never silently lost on an open connection,
- * and the client's retry (idempotent by cid) recovers it after reconnecting.
- */
+// A reply dropped because the socket is over its backpressure bound closes the socket with
+// 4101: replies are never silently lost on an open connection, and the client's retry
+// (idempotent by cid) recovers it after reconnecting.
+setReplyDroppedHandler((ws) => closeSocket(ws as Socket, 4101, 'slow_consumer'));
+
+/** Queue one reply frame for a socket (written at the end of this event-loop turn, corked). */
 export function sendFrame(ws: Socket, frame: ServerFrame, metrics: GatewayMetrics): boolean {
   if (ws.getUserData().closed) return false;
-  const bytes = encodeFrame(frame);
-  let status = 0;
-  ws.cork(() => {
-    status = ws.send(bytes, true, false);
-  });
-  metrics.framesOut++;
-  if (status === SEND_DROPPED) {
-    closeSocket(ws, 4101, 'slow_consumer');
-    return false;
-  }
+  enqueue(ws, encodeFrame(frame), true, metrics);
   return true;
 }
 

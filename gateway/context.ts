@@ -6,6 +6,7 @@ import type { FrameLimits } from '../protocol/limits.ts';
 import type { TokenVerifier } from './auth.ts';
 import type { Settings } from './config.ts';
 import type { Socket } from './connection.ts';
+import type { SocketDelivery } from './delivery.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface GatewayContext {
@@ -13,6 +14,8 @@ export interface GatewayContext {
   readonly limits: FrameLimits;
   readonly verifier: TokenVerifier;
   readonly metrics: GatewayMetrics;
+  /** Which sockets belong to which user, for local fan-out. */
+  readonly delivery: SocketDelivery;
   readonly log: Logger;
   /** Resolves once the engine is attached (hellos that arrive earlier wait for it). */
   engine(): Promise<Engine>;

@@ -4,7 +4,6 @@ import { CloseCodes } from '../protocol/errors.ts';
 import { SUPPORTED_VERSIONS, type HelloFrame, type WelcomeFrame } from '../protocol/frames.ts';
 import { closeSocket, sendFrame, type Socket } from './connection.ts';
 import type { GatewayContext } from './context.ts';
-import { userTopic } from './delivery.ts';
 
 export function pickVersion(offered: readonly number[]): number | undefined {
   let best: number | undefined;
@@ -48,7 +47,7 @@ export async function handleHello(ctx: GatewayContext, ws: Socket, hello: HelloF
   }
   clearTimeout(conn.helloTimer);
   conn.stage = 'ready';
-  ws.subscribe(userTopic(who.user));
+  ctx.delivery.add(who.user, ws);
   ctx.metrics.authenticatedConnections++;
   const s = ctx.settings;
   const welcome: WelcomeFrame = {

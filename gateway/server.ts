@@ -10,7 +10,7 @@ import type { TokenVerifier } from './auth.ts';
 import { frameLimitsOf, type Settings } from './config.ts';
 import { closeSocket, type Connection, type Socket } from './connection.ts';
 import type { GatewayContext } from './context.ts';
-import { UwsDelivery } from './delivery.ts';
+import { SocketDelivery } from './delivery.ts';
 import { registerHttpRoutes } from './http.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { checkBackpressure, createConnection, onClose, onMessage, onOpen } from './session.ts';
@@ -28,7 +28,7 @@ export interface GatewayOptions {
 }
 
 export interface Gateway {
-  readonly delivery: UwsDelivery;
+  readonly delivery: SocketDelivery;
   readonly metrics: GatewayMetrics;
   /** Hand the engine over; /readyz turns 200 and waiting hellos proceed. */
   attachEngine(engine: Engine): void;
@@ -43,7 +43,7 @@ export interface Gateway {
 export function createGateway({ settings, verifier, log, now = Date.now }: GatewayOptions): Gateway {
   const app = uWS.App();
   const metrics = new GatewayMetrics();
-  const delivery = new UwsDelivery(app, metrics);
+  const delivery = new SocketDelivery(metrics);
   const sockets = new Set<Socket>();
   const inFlight = new Set<Promise<unknown>>();
   let attached: Engine | undefined;
@@ -58,6 +58,7 @@ export function createGateway({ settings, verifier, log, now = Date.now }: Gatew
     limits: frameLimitsOf(settings),
     verifier,
     metrics,
+    delivery,
     log,
     engine: () => enginePromise,
     sockets,

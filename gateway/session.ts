@@ -6,6 +6,7 @@ import { CloseCodes, LanternError } from '../protocol/errors.ts';
 import type { ClientFrame, HelloFrame, RequestFrame, RequestType } from '../protocol/frames.ts';
 import { frameId, parseClientFrame } from '../protocol/schema.ts';
 import { assessLag } from './backpressure.ts';
+import { discard } from './write-batcher.ts';
 import { closeSocket, newConnection, sendError, sendFrame, type Connection, type Socket } from './connection.ts';
 import type { GatewayContext } from './context.ts';
 import { handleHello } from './handshake.ts';
@@ -150,6 +151,8 @@ export function onClose(ctx: GatewayContext, ws: Socket, code: number): void {
   conn.closed = true;
   clearTimeout(conn.helloTimer);
   ctx.sockets.delete(ws);
+  discard(ws);
+  if (conn.who) ctx.delivery.remove(conn.who.user, ws);
   ctx.metrics.openConnections--;
   ctx.metrics.countClose(code);
   if (conn.stage === 'ready') ctx.metrics.authenticatedConnections--;

@@ -1,0 +1,80 @@
+// The driver with in-process fake clients: pacing, windows, counting and the drain.
+import t from 'tap';
+import { LoadDriver, nowMs, type Sender } from './driver.ts';
+import { DEFAULT_LOAD_SETTINGS, type LoadSettings } from './messages.ts';
+
+const quick: LoadSettings = { ...DEFAULT_LOAD_SETTINGS, warmupMs: 100, durationMs: 500, drainMs: 300 };
+
+/** Fake clients that deliver each message after `delayMs` (or never, for indices in `lose`). */
+function fakeClients(n: number, driver: () => LoadDriver, delayMs: number, lose = new Set<number>()) {
+  const inFlight = new Array<number>(n).fill(0);
+  let peak = 0;
+  const senders: Sender[] = Array.from({ length: n }, (_, i) => ({
+    send(stampMs: number) {
+      if (lose.has(i)) return;
+      inFlight[i]!++;
+      peak = Math.max(peak, inFlight[i]!);
+      setTimeout(() => { inFlight[i]!--; driver().delivered(i, stampMs); }, delayMs);
+    },
+    bufferedAmount: () => 0,
+  }));
+  return { senders, peak: () => peak };
+}
+
+t.test('open loop sends at the target rate and measures the delay', async (t) => {
+  const rate = 2000;
+  const driver = new LoadDriver({ ...quick, mode: 'rate', ratePerSec: rate }, rate, 4);
+  const clients = fakeClients(4, () => driver, 5);
+  const r = await driver.run(clients.senders);
+  const expected = (rate * quick.durationMs) / 1000;
+  t.ok(Math.abs(r.sent - expected) <= expected * 0.1, `sent ${r.sent} ~ ${expected}`);
+  t.equal(r.delivered, r.sent, 'everything sent in the window was delivered');
+  t.equal(r.undelivered, 0);
+  t.equal(r.latency.count, r.delivered);
+  // Node timers may fire up to ~1 ms early against performance.now().
+  t.ok(r.latency.minMs >= 4, `latency ${r.latency.minMs} includes the 5 ms delay`);
+});
+
+t.test('max mode never exceeds the window per client', async (t) => {
+  const driver = new LoadDriver({ ...quick, mode: 'max', window: 3 }, 0, 2);
+  const clients = fakeClients(2, () => driver, 1);
+  const r = await driver.run(clients.senders);
+  t.ok(r.delivered > 0);
+  t.equal(clients.peak(), 3);
+  t.equal(r.undelivered, 0);
+});
+
+t.test('lost messages show up as undelivered and the drain is bounded', async (t) => {
+  const driver = new LoadDriver({ ...quick, mode: 'max', window: 2 }, 0, 2);
+  const clients = fakeClients(2, () => driver, 1, new Set([1]));
+  const started = nowMs();
+  const r = await driver.run(clients.senders);
+  const took = nowMs() - started;
+  t.equal(r.undelivered, 2, 'the silent client stalls with its window full');
+  t.ok(took < quick.warmupMs + quick.durationMs + quick.drainMs + 300, `run ended in ${took.toFixed(0)} ms`);
+});
+
+t.test('errors are counted, sampled, and finish the refused send', async (t) => {
+  const driver = new LoadDriver({ ...quick, mode: 'max', window: 1, durationMs: 200 }, 0, 1);
+  let sends = 0;
+  const r = await driver.run([{
+    send() { sends++; if (sends <= 7) setImmediate(() => driver.failed(0, `refused ${sends}`)); },
+    bufferedAmount: () => 0,
+  }]);
+  t.equal(r.errors, 7);
+  t.equal(r.errorSamples.length, 5, 'only the first few descriptions are kept');
+  t.equal(sends, 8, 'each refusal frees the window for the next send');
+  t.equal(r.undelivered, 1, 'the eighth send is never answered');
+});
+
+t.test('open loop skips clients whose socket buffer is over the bound', async (t) => {
+  const driver = new LoadDriver({ ...quick, mode: 'rate', ratePerSec: 1000, maxBufferedBytes: 10 }, 1000, 1);
+  const r = await driver.run([{ send() { t.fail('must not send into a full buffer'); }, bufferedAmount: () => 11 }]);
+  t.equal(r.sent, 0);
+  t.ok(r.skipped > 0 && r.skipped === r.scheduled, `skipped ${r.skipped} of ${r.scheduled}`);
+});
+
+t.test('settings that cannot run are refused', async (t) => {
+  t.throws(() => new LoadDriver({ ...quick, mode: 'rate' }, 0, 1), /positive rate/);
+  t.throws(() => new LoadDriver({ ...quick, mode: 'max', window: 0 }, 0, 1), /window/);
+});

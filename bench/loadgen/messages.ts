@@ -1,0 +1,104 @@
+// Settings of a load run and the IPC messages between the coordinator and its workers.
+import type { SerializedHistogram } from './histogram.ts';
+
+export type ScenarioName = 'echo' | 'chat-1to1';
+
+export interface LoadSettings {
+  /**
+   * 'max': closed loop, each client keeps `window` messages outstanding and sends the next
+   * when one is delivered. 'rate': open loop at `ratePerSec` aggregate, paced per tick,
+   * whatever the server's replies do.
+   */
+  mode: 'max' | 'rate';
+  /** Aggregate target of all workers, msgs/s (mode 'rate'). */
+  ratePerSec: number;
+  /** Outstanding messages per client (mode 'max'). */
+  window: number;
+  /** Sending before the measurement starts (connections and JIT settle). */
+  warmupMs: number;
+  /** Length of the measured window. */
+  durationMs: number;
+  /** After sending stops: how long to wait for outstanding messages before giving up on them. */
+  drainMs: number;
+  /** Pacing period of the open loop. */
+  tickMs: number;
+  /** Extra bytes of text in each message on top of the timestamp. */
+  payloadBytes: number;
+  /** A client whose socket buffers more than this skips a paced send (open loop stays bounded). */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_LOAD_SETTINGS: Readonly<LoadSettings> = Object.freeze({
+  mode: 'max',
+  ratePerSec: 0,
+  window: 8,
+  warmupMs: 1000,
+  durationMs: 10_000,
+  drainMs: 3000,
+  tickMs: 1,
+  payloadBytes: 32,
+  maxBufferedBytes: 1024 * 1024,
+});
+
+/** What a chat scenario needs to log users in. */
+export interface ChatAuth {
+  jwtSecret: string;
+  audience: string;
+  /** User ids are `${userPrefix}${globalClientIndex}`. */
+  userPrefix: string;
+}
+
+export interface WorkerConfig {
+  workerIndex: number;
+  scenario: ScenarioName;
+  /** WebSocket URL of the server under test. */
+  url: string;
+  /** Clients this worker opens; chat scenarios get an even number (whole pairs). */
+  clients: number;
+  /** Global index of this worker's first client (unique user ids across workers). */
+  firstClient: number;
+  load: LoadSettings;
+  /** This worker's share of load.ratePerSec. */
+  workerRatePerSec: number;
+  chat?: ChatAuth;
+  /** Bound on connecting and scenario setup. */
+  setupTimeoutMs: number;
+}
+
+/** One worker's counts; the coordinator sums them. */
+export interface WorkerReport {
+  workerIndex: number;
+  /** Sends issued inside the measured window. */
+  sent: number;
+  /** Deliveries of messages sent inside the measured window, arriving before the drain ends (latency samples). */
+  delivered: number;
+  /**
+   * Deliveries arriving inside the measured window, whenever sent: under overload the
+   * backlog of earlier sends arrives here, so this is what the server actually delivered.
+   */
+  arrived: number;
+  /** Paced sends inside the window that were skipped because the socket was over maxBufferedBytes. */
+  skipped: number;
+  /** Paced sends due inside the window (open loop only): sent + skipped. */
+  scheduled: number;
+  errors: number;
+  /** Up to a few error descriptions, for the report. */
+  errorSamples: string[];
+  /** All sends, warm-up and drain included, minus those delivered or answered with an error. */
+  undelivered: number;
+  /** Length of the measured window. */
+  measuredMs: number;
+  /** CPU time (user + system) this worker process spent from 'go' to its report. */
+  cpuMs: number;
+  latency: SerializedHistogram;
+}
+
+export type CoordinatorMessage =
+  | { type: 'setup'; config: WorkerConfig }
+  | { type: 'go' }
+  | { type: 'abort' };
+
+export type WorkerMessage =
+  | { type: 'ready'; workerIndex: number; clients: number }
+  | { type: 'report'; report: WorkerReport }
+  | { type: 'failed'; workerIndex: number; error: string };

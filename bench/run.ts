@@ -1,0 +1,201 @@
+// npm run bench -- [--scenario all|echo|chat-1to1] [--clients 200] [--duration 10] [--workers N] ...
+// Runs the phases (servers embedded in this process, load from forked workers), writes
+// bench/results/<scenario>-<ISO date>.json and prints a table. See bench/README.md.
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { start as startEcho } from './baseline/uws-echo.ts';
+import { startBenchLantern } from './lantern-server.ts';
+import { runLoad } from './loadgen/coordinator.ts';
+import { DEFAULT_LOAD_SETTINGS, type LoadSettings, type ScenarioName } from './loadgen/messages.ts';
+import {
+  figuresOf, formatTable, gitCommit, machine, packageVersion, writeResults,
+  type PhaseFailure, type PhaseFigures,
+} from './results-file.ts';
+
+/** The issue's aim: embedded Lantern delivers >= half the raw echo rate, with p99 < 10 ms at half the echo rate. */
+const AIM = { minRatio: 0.5, loadFractionOfEcho: 0.5, maxP99Ms: 10 } as const;
+/** An open-loop phase that delivers less than this share of its target did not sustain the load. */
+const SUSTAINED_SHARE = 0.95;
+
+const USAGE = `usage: npm run bench -- [options]
+  --scenario all|echo|chat-1to1   phases to run (default all)
+  --clients N        connections (default 200; chat-1to1 uses whole pairs)
+  --duration S       measured seconds per phase (default 10)
+  --warmup S         unmeasured seconds before each phase (default 1)
+  --workers N        load generator processes (default one per core: ${availableParallelism()})
+  --window N         outstanding messages per client in max-rate phases (default ${DEFAULT_LOAD_SETTINGS.window})
+  --payload N        filler bytes per message after the timestamp (default ${DEFAULT_LOAD_SETTINGS.payloadBytes})
+  --rate N           open-loop msgs/s (default: half the echo rate; chat-1to1 alone: half its own max)
+  --store lmdb|memory  Lantern store (default lmdb)
+  --out DIR          results directory (default bench/results)`;
+
+interface Options {
+  scenario: 'all' | ScenarioName;
+  clients: number;
+  workers: number;
+  rate: number | undefined;
+  store: 'lmdb' | 'memory';
+  out: string;
+  load: LoadSettings;
+}
+
+function positive(name: string, raw: string | undefined, fallback: number, integer = true): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got "${raw}"`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenario: { type: 'string', default: 'all' }, clients: { type: 'string' }, duration: { type: 'string' },
+      warmup: { type: 'string' }, workers: { type: 'string' }, window: { type: 'string' }, payload: { type: 'string' },
+      rate: { type: 'string' }, store: { type: 'string', default: 'lmdb' }, out: { type: 'string' }, help: { type: 'boolean' },
+    },
+  });
+  if (values.help) { console.log(USAGE); process.exit(0); }
+  const scenario = values.scenario;
+  if (scenario !== 'all' && scenario !== 'echo' && scenario !== 'chat-1to1') throw new Error(`--scenario must be all, echo or chat-1to1, got "${scenario}"`);
+  if (values.store !== 'lmdb' && values.store !== 'memory') throw new Error(`--store must be lmdb or memory, got "${values.store}"`);
+  const warmupSec = values.warmup === '0' ? 0 : positive('warmup', values.warmup, DEFAULT_LOAD_SETTINGS.warmupMs / 1000, false);
+  return {
+    scenario,
+    clients: positive('clients', values.clients, 200),
+    workers: positive('workers', values.workers, availableParallelism()),
+    rate: values.rate === undefined ? undefined : positive('rate', values.rate, 0, false),
+    store: values.store,
+    out: values.out ?? fileURLToPath(new URL('./results', import.meta.url)),
+    load: {
+      ...DEFAULT_LOAD_SETTINGS,
+      durationMs: positive('duration', values.duration, 10, false) * 1000,
+      warmupMs: warmupSec * 1000,
+      window: positive('window', values.window, DEFAULT_LOAD_SETTINGS.window),
+      payloadBytes: values.payload === '0' ? 0 : positive('payload', values.payload, DEFAULT_LOAD_SETTINGS.payloadBytes),
+    },
+  };
+}
+
+async function echoPhase(o: Options, load: LoadSettings): Promise<PhaseFigures> {
+  const server = await startEcho();
+  try {
+    return figuresOf(await runLoad({ scenario: 'echo', url: server.url, clients: o.clients, workers: o.workers, load }));
+  } finally {
+    await server.close();
+  }
+}
+
+/** Each chat phase gets a fresh server and data dir, so phases do not inherit each other's data. */
+async function chatPhase(o: Options, load: LoadSettings, serverSettings: { value?: Record<string, unknown> }): Promise<PhaseFigures> {
+  const lantern = await startBenchLantern(o.store);
+  serverSettings.value ??= lantern.settings;
+  try {
+    return figuresOf(await runLoad({ scenario: 'chat-1to1', url: lantern.url, clients: o.clients, workers: o.workers, load, chat: lantern.chat }));
+  } finally {
+    await lantern.close();
+  }
+}
+
+async function attempt(name: string, phases: Record<string, PhaseFigures | PhaseFailure>, run: () => Promise<PhaseFigures>): Promise<PhaseFigures | undefined> {
+  console.error(`bench: ${name} ...`);
+  try {
+    const figures = await run();
+    phases[name] = figures;
+    return figures;
+  } catch (err) {
+    console.error(`bench: ${name} failed:`, err);
+    phases[name] = { error: err instanceof Error ? err.message : String(err) };
+    return undefined;
+  }
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv.slice(2));
+  const date = new Date();
+  const machineAtStart = machine(); // before our own load lifts the load average
+  const phases: Record<string, PhaseFigures | PhaseFailure> = {};
+  const lanternSettings: { value?: Record<string, unknown> } = {};
+  const max: LoadSettings = { ...o.load, mode: 'max' };
+  const paced = (ratePerSec: number): LoadSettings => ({ ...o.load, mode: 'rate', ratePerSec });
+
+  let echo: PhaseFigures | undefined;
+  let chatMax: PhaseFigures | undefined;
+  let latencyPhase: { name: string; figures: PhaseFigures | undefined; target: number } | undefined;
+  if (o.scenario !== 'chat-1to1') {
+    echo = await attempt('echo-max', phases, () => echoPhase(o, max));
+    if (o.scenario === 'echo' && o.rate !== undefined) {
+      const rate = o.rate;
+      await attempt('echo-rate', phases, () => echoPhase(o, paced(rate)));
+    }
+  }
+  if (o.scenario !== 'echo') {
+    chatMax = await attempt('chat-1to1-max', phases, () => chatPhase(o, max, lanternSettings));
+    const base = o.rate ?? (o.scenario === 'all' ? echo?.msgsPerSec : chatMax?.msgsPerSec);
+    const rate = o.rate ?? (base === undefined ? undefined : Math.round(base * AIM.loadFractionOfEcho));
+    const name = o.rate !== undefined ? 'chat-1to1-rate' : o.scenario === 'all' ? 'chat-1to1-half-echo-rate' : 'chat-1to1-half-max-rate';
+    if (rate !== undefined && rate > 0) {
+      latencyPhase = { name, target: rate, figures: await attempt(name, phases, () => chatPhase(o, paced(rate), lanternSettings)) };
+    } else {
+      phases[name] = { error: 'skipped: no rate to pace at (the phase it derives from failed)' };
+    }
+  }
+
+  const ratio = echo && chatMax && echo.msgsPerSec > 0 ? Math.round((chatMax.msgsPerSec / echo.msgsPerSec) * 1000) / 1000 : null;
+  const aim = o.scenario === 'all' ? judgeAim(ratio, latencyPhase) : undefined;
+  const body = {
+    version: packageVersion(),
+    commit: gitCommit(),
+    date: date.toISOString(),
+    machine: machineAtStart,
+    settings: {
+      scenario: o.scenario, clients: o.clients, workers: o.workers, store: o.store,
+      durationMs: o.load.durationMs, warmupMs: o.load.warmupMs, drainMs: o.load.drainMs, window: o.load.window,
+      payloadBytes: o.load.payloadBytes, tickMs: o.load.tickMs, rate: o.rate ?? null,
+      lantern: lanternSettings.value ?? null,
+    },
+    results: phases,
+    ratio,
+    ...(aim ? { aim } : {}),
+  };
+  const file = await writeResults(o.out, o.scenario, date, body);
+
+  console.log(formatTable(phases));
+  for (const [name, p] of Object.entries(phases)) {
+    if (!('error' in p) && p.errorSamples.length > 0) console.log(`${name} errors (first ${p.errorSamples.length}): ${p.errorSamples.join(' | ')}`);
+  }
+  if (ratio !== null) console.log(`ratio lantern/echo (max rate): ${ratio}`);
+  if (aim) console.log(`aim: ratio >= ${AIM.minRatio}: ${verdict(aim.throughput.met)}; p99 < ${AIM.maxP99Ms} ms at half the echo rate: ${verdict(aim.latency.met)}${aim.latency.note ? ` (${aim.latency.note})` : ''}`);
+  console.log(`results: ${file}`);
+  return Object.values(phases).some((p) => 'error' in p) ? 1 : 0;
+}
+
+function verdict(met: boolean | null): string {
+  return met === null ? 'not measured' : met ? 'met' : 'NOT met';
+}
+
+function judgeAim(ratio: number | null, latency: { figures: PhaseFigures | undefined; target: number } | undefined) {
+  const f = latency?.figures;
+  const sustained = f ? f.msgsPerSec >= latency!.target * SUSTAINED_SHARE : null;
+  // Not sustaining the load fails the aim even when nothing arrived to take a p99 of.
+  const latencyMet = sustained === null ? null : sustained && f!.p99Ms !== null && f!.p99Ms < AIM.maxP99Ms;
+  return {
+    throughput: { target: `lantern/echo >= ${AIM.minRatio}`, ratio, met: ratio === null ? null : ratio >= AIM.minRatio },
+    latency: {
+      target: `p99 < ${AIM.maxP99Ms} ms at ${AIM.loadFractionOfEcho} x echo rate`,
+      targetRatePerSec: latency?.target ?? null,
+      deliveredPerSec: f?.msgsPerSec ?? null,
+      p99Ms: f?.p99Ms ?? null,
+      sustained,
+      met: latencyMet,
+      note: sustained === false ? `delivered ${f!.msgsPerSec}/s of ${latency!.target}/s targeted: load not sustained` : undefined,
+    },
+  };
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  console.error(USAGE);
+  process.exitCode = 2;
+});
