@@ -24,6 +24,8 @@ export interface Connection {
   helloTimer: NodeJS.Timeout | undefined;
   readonly bucket: TokenBucket;
   rejectedInRow: number;
+  /** Requests of this connection being served now (admission control). */
+  inflight: number;
   protocolErrors: number;
   /** When the send buffer first went over the lag threshold; undefined when not lagging. */
   laggingSince: number | undefined;
@@ -41,6 +43,7 @@ export function newConnection(ratePerSec: number, rateBurst: number, now: number
     helloTimer: undefined,
     bucket: new TokenBucket(ratePerSec, rateBurst, now),
     rejectedInRow: 0,
+    inflight: 0,
     protocolErrors: 0,
     laggingSince: undefined,
   };

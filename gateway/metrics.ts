@@ -13,6 +13,10 @@ export class GatewayMetrics {
   /** Events published to user topics (one per recipient user, however many devices). */
   eventsPublished = 0;
   rateLimitedFrames = 0;
+  /** Requests being served now, across connections (admission control). */
+  inflightRequests = 0;
+  /** Requests refused with `busy` by admission control. */
+  shedRequests = 0;
   lagEvents = 0;
   readonly errorsByName = new Map<string, number>();
   readonly closesByCode = new Map<number, number>();
@@ -33,6 +37,8 @@ export class GatewayMetrics {
     };
     metric('lantern_ready', 'gauge', '1 when the gateway accepts connections (readyz).', [['', ready ? 1 : 0]]);
     metric('lantern_connections_open', 'gauge', 'Open WebSocket connections.', [['', this.openConnections]]);
+    metric('lantern_requests_inflight', 'gauge', 'Requests being served now.', [['', this.inflightRequests]]);
+    metric('lantern_requests_shed_total', 'counter', 'Requests refused with busy by admission control.', [['', this.shedRequests]]);
     metric('lantern_connections_authenticated', 'gauge', 'Open connections past welcome.', [['', this.authenticatedConnections]]);
     metric('lantern_connections_lagging', 'gauge', 'Connections over the slow-consumer mark (events may be dropped).', [['', this.laggingConnections]]);
     metric('lantern_frames_in_total', 'counter', 'Binary and text messages received.', [['', this.framesIn]]);

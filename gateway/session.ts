@@ -15,6 +15,9 @@ import { peekFrameId } from './peek-id.ts';
 /** Error names that count toward maxProtocolErrors: the client is sending garbage. */
 const PROTOCOL_ERRORS: ReadonlySet<string> = new Set(['bad_frame', 'unknown_type', 'invalid_field']);
 
+/** What a `busy` answer suggests: long enough for in-flight work to finish, short enough not to idle. */
+const SHED_RETRY_AFTER_MS = 50;
+
 export function createConnection(ctx: GatewayContext): Connection {
   return newConnection(ctx.settings.ratePerSec, ctx.settings.rateBurst, ctx.now());
 }
@@ -51,6 +54,15 @@ export function onMessage(ctx: GatewayContext, ws: Socket, message: ArrayBuffer,
   }
   conn.rejectedInRow = 0;
 
+  // Admission: shed before decoding when this connection or the whole gateway is saturated, so
+  // overload gets fast retryable answers instead of queues that grow until everything times out.
+  if (conn.stage === 'ready' && (conn.inflight >= ctx.settings.maxInflightPerConnection || ctx.metrics.inflightRequests >= ctx.settings.maxInflightRequests)) {
+    ctx.metrics.shedRequests++;
+    const id = isBinary ? peekFrameId(new Uint8Array(message)) : 0;
+    sendError(ws, id, new LanternError('busy', 'too many requests in flight; retry shortly', { retryAfterMs: SHED_RETRY_AFTER_MS }), ctx.metrics);
+    return;
+  }
+
   if (!isBinary) {
     protocolError(ctx, ws, 0, new LanternError('bad_frame', 'text messages are not accepted: send binary msgpack frames'));
     return;
@@ -58,8 +70,8 @@ export function onMessage(ctx: GatewayContext, ws: Socket, message: ArrayBuffer,
   let decoded: Record<string, unknown>;
   let frame: ClientFrame;
   try {
-    // Copy: uWS neuters `message` when this callback returns, and decoded binary values may view it.
-    decoded = decodeFrame(new Uint8Array(message.slice(0)), ctx.limits);
+    // No copy needed: decodeFrame copies binary values out, and uWS neuters `message` after this callback.
+    decoded = decodeFrame(new Uint8Array(message), ctx.limits);
   } catch (err) {
     rejectFrame(ctx, ws, 0, err);
     return;
@@ -96,6 +108,8 @@ async function serveRequest(ctx: GatewayContext, ws: Socket, frame: RequestFrame
   const who = conn.who!;
   const { t, id, ...params } = frame as RequestFrame & Record<string, unknown>;
   let engine: Engine;
+  conn.inflight++;
+  ctx.metrics.inflightRequests++;
   try {
     engine = await ctx.engine();
     const data = await engine.request(who, t as RequestType, params as never);
@@ -107,6 +121,9 @@ async function serveRequest(ctx: GatewayContext, ws: Socket, frame: RequestFrame
     }
     ctx.log.error({ err, user: who.user, device: who.device, session: who.session, t, id }, 'request failed');
     sendError(ws, id, new LanternError('internal', 'internal server error; the request may be retried'), ctx.metrics);
+  } finally {
+    conn.inflight--;
+    ctx.metrics.inflightRequests--;
   }
 }
 
