@@ -5,7 +5,7 @@ import { DEFAULT_ENGINE_SETTINGS, type DeviceSession, type Engine, type EngineSe
 import { Contacts } from './contacts.ts';
 import { ConversationCache } from './conversation-state.ts';
 import { ConversationWriter } from './conversation-writer.ts';
-import { Conversations } from './conversations.ts';
+import { Conversations, directConversationId } from './conversations.ts';
 import { Messaging } from './messaging.ts';
 import { silentLogger, systemClock, type ChatStore, type Clock, type Delivery, type Logger, type PresenceRegistry } from './ports.ts';
 import { Presence } from './presence.ts';
@@ -31,7 +31,10 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
 
   const cache = new ConversationCache(store, settings.conversationCacheSize);
   const writer = new ConversationWriter(store, cache, delivery, clock, log);
-  const contacts = new Contacts(store, delivery, settings, clock);
+  const contacts = new Contacts(store, delivery, settings, clock, (a, b) => {
+    const state = cache.peek(directConversationId(a, b));
+    state?.resetBlocked();
+  });
   const messaging = new Messaging(store, cache, writer, delivery, settings, clock);
   const conversations = new Conversations(store, cache, writer, delivery, settings, clock);
   const sync = new Sync(store, cache, conversations, settings);

@@ -13,6 +13,8 @@ export class Contacts {
     private readonly delivery: Delivery,
     private readonly settings: EngineSettings,
     private readonly clock: Clock,
+    /** Called after a block or unblock between two users (the engine drops its cached block state). */
+    private readonly onBlockChange: (a: string, b: string) => void = () => {},
   ) {}
 
   private async pair(me: string, other: string): Promise<[ContactEdge | undefined, ContactEdge | undefined]> {
@@ -80,6 +82,7 @@ export class Contacts {
     const touchTheirs = theirs !== undefined && theirs.state !== 'blocked';
     if (touchTheirs) edges.push({ owner: p.user, other: who.user, state: 'none' });
     await this.store.setContacts(edges);
+    this.onBlockChange(who.user, p.user);
     // The blocked user learns only that the relation is gone, not that they were blocked.
     if (touchTheirs) this.delivery.toUsers([p.user], { t: 'contact', user: who.user, state: 'none' });
     return this.info(p.user, 'blocked', ts);
@@ -89,6 +92,7 @@ export class Contacts {
     const [mine] = await this.pair(who.user, p.user);
     if (mine?.state !== 'blocked') throw new LanternError('conflict', `${p.user} is not blocked`, { field: 'user' });
     await this.store.setContacts([{ owner: who.user, other: p.user, state: 'none' }]);
+    this.onBlockChange(who.user, p.user);
     return this.info(p.user, 'none', this.clock.now());
   }
 

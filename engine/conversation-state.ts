@@ -11,6 +11,16 @@ export class ConversationState {
   memberIds: readonly string[] = [];
   /** Writes queued or in flight; a state with pending writes is never evicted. */
   pending = 0;
+  /** Direct conversations: whether either side blocks the other; undefined until checked.
+   *  Contacts resets it on block/unblock, so sends skip two contact reads. */
+  blocked: boolean | undefined;
+  /** Bumped by every reset of `blocked`, so a check that raced with a block does not cache a stale answer. */
+  blockGeneration = 0;
+
+  resetBlocked(): void {
+    this.blocked = undefined;
+    this.blockGeneration++;
+  }
 
   constructor(public meta: StoredConversation, members: Iterable<Membership>) {
     for (const m of members) this.members.set(m.user, m);
@@ -74,6 +84,11 @@ export class ConversationCache {
   put(state: ConversationState): void {
     this.states.set(state.id, state);
     this.evict();
+  }
+
+  /** The cached state, without loading it. */
+  peek(conv: string): ConversationState | undefined {
+    return this.states.get(conv);
   }
 
   /** Forget a conversation (after a failed write its view may be stale). */

@@ -60,12 +60,17 @@ export class Messaging {
   }
 
   private async checkNotBlocked(state: ConversationState, user: string): Promise<void> {
-    const peer = state.memberIds.find((u) => u !== user);
-    if (peer === undefined) return;
-    const [mine, theirs] = await Promise.all([this.store.getContact(user, peer), this.store.getContact(peer, user)]);
-    if (mine?.state === 'blocked' || theirs?.state === 'blocked') {
-      throw new LanternError('blocked', 'one side of this direct conversation has blocked the other');
+    if (state.blocked === undefined) {
+      const [a, b] = state.memberIds;
+      if (a === undefined || b === undefined) return;
+      const generation = state.blockGeneration;
+      const [ab, ba] = await Promise.all([this.store.getContact(a, b), this.store.getContact(b, a)]);
+      const blocked = ab?.state === 'blocked' || ba?.state === 'blocked';
+      if (state.blockGeneration === generation) state.blocked = blocked;
+      if (blocked) throw new LanternError('blocked', `one side of this direct conversation has blocked the other (${user})`);
+      return;
     }
+    if (state.blocked) throw new LanternError('blocked', `one side of this direct conversation has blocked the other (${user})`);
   }
 
   async recall(who: DeviceSession, p: RequestParams<'recall'>): Promise<RequestResult<'recall'>> {

@@ -93,7 +93,7 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   jwtAudience: { default: 'lantern', doc: 'Required `aud` claim of tokens.', parse: text() },
   jwtClockToleranceSec: { default: 5, doc: 'Clock skew allowed when checking `exp`/`nbf`, in seconds.', parse: int(0, 300) },
   listenRetryMs: { default: 65_000, doc: 'How long to keep retrying to bind a busy port at start. This uWebSockets.js build does not set SO_REUSEADDR, so a port whose old connections sit in TIME_WAIT (up to 60 s on Linux after a restart) cannot be bound at once.', parse: int(0, 600_000) },
-  maxInflightPerConnection: { default: 256, doc: 'Requests one connection may have in flight; more are refused with `busy` (5004) before decoding.', parse: int(1, 1_000_000) },
+  maxInflightPerConnection: { default: 64, doc: 'Requests one connection may have in flight; more are refused with `busy` (5004) before decoding.', parse: int(1, 1_000_000) },
   maxInflightRequests: { default: 50_000, doc: 'Requests the gateway serves at once across connections; beyond it load is shed with `busy` instead of queueing without bound.', parse: int(1, 10_000_000) },
   helloTimeoutMs: { default: 10_000, doc: 'Time a new connection has to complete `hello` before close 4100.', parse: int(100, 600_000) },
   maxProtocolErrors: { default: 20, doc: 'Invalid frames (bad_frame/unknown_type/invalid_field) tolerated per connection before close 4000.', parse: int(1, 1_000_000) },
