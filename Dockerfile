@@ -7,7 +7,8 @@ ENV NODE_ENV=production \
     LANTERN_PORT=8080 \
     LANTERN_DATA_DIR=/data
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+# Falls back when a registry mirror lacks optional platform packages (see .ci/run).
+RUN npm ci --omit=dev --no-audit --no-fund || npm install --omit=dev --no-save --no-audit --no-fund
 COPY protocol ./protocol
 COPY engine ./engine
 COPY storage ./storage
