@@ -98,7 +98,9 @@ async function startCommand(argv: readonly string[], io: CliIo): Promise<number>
   const running: RunningLantern = await startLantern({}, { env: io.env, argv });
   if (running.devSecret !== undefined) {
     const dirFlag = running.settings.dataDir === '.lantern' ? '' : ` --data-dir ${running.settings.dataDir}`;
-    io.err(`lantern: dev auth in use (no jwtSecret/jwtPublicKey). Mint a token with: npx lantern token --user alice${dirFlag}`);
+    // Dev mode only: the secret is printed so other tools (the SDK example, k6, a Go client) can sign tokens too.
+    io.err(`lantern: dev auth in use (no jwtSecret/jwtPublicKey). Dev HS256 secret: ${running.devSecret}`);
+    io.err(`lantern: mint a token with: npx lantern token --user alice${dirFlag}`);
   }
   io.err(`lantern: listening on ${running.url}`);
   return new Promise<number>((resolve) => {
