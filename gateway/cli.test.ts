@@ -93,7 +93,10 @@ t.test('start serves until SIGTERM, then shuts down gracefully (clients get 1001
     child.on('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  t.match(stderr, /dev auth in use.*npx lantern token --user alice --data-dir/);
+  t.match(stderr, /dev auth in use.*Dev HS256 secret: [\w-]{20,}/);
+  t.match(stderr, /npx lantern token --user alice --data-dir/);
+  const printed = /Dev HS256 secret: (\S+)/.exec(stderr)![1]!;
+  t.equal(printed, (await readFile(join(dataDir, 'dev-secret'), 'utf8')).trim(), 'the printed secret is the one tokens are signed with');
   const token = await run(['token', '--user', 'alice', '--data-dir', dataDir]);
   const client = new TestClient(url);
   t.match(await client.hello(token.stdout.trim()), { t: 'welcome', user: 'alice' });
