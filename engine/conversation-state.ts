@@ -9,8 +9,6 @@ export class ConversationState {
   readonly members = new Map<string, Membership>();
   /** Member ids as an array, rebuilt on membership change: fan-out reuses it for every message. */
   memberIds: readonly string[] = [];
-  /** Writes queued or in flight; a state with pending writes is never evicted. */
-  pending = 0;
   /** Direct conversations: whether either side blocks the other; undefined until checked.
    *  Contacts resets it on block/unblock, so sends skip two contact reads. */
   blocked: boolean | undefined;
@@ -54,6 +52,10 @@ export class ConversationState {
 export class ConversationCache {
   private readonly states = new Map<string, ConversationState>();
   private readonly loading = new Map<string, Promise<ConversationState | undefined>>();
+
+  /** Conversations with writes queued or in flight (set by the writer); never evicted, so the
+   *  writer's view of the head is the only one. */
+  isBusy: (conv: string) => boolean = () => false;
 
   constructor(private readonly store: TimelineStore, private readonly capacity: number) {}
 
@@ -114,7 +116,7 @@ export class ConversationCache {
     if (this.states.size <= this.capacity) return;
     for (const [id, s] of this.states) {
       if (this.states.size <= this.capacity) break;
-      if (s.pending === 0) this.states.delete(id);
+      if (!this.isBusy(s.id)) this.states.delete(id);
     }
   }
 }

@@ -47,7 +47,9 @@ export class ConversationWriter {
     private readonly delivery: Delivery,
     private readonly clock: Clock,
     private readonly log: Logger,
-  ) {}
+  ) {
+    cache.isBusy = (conv) => this.active.has(conv);
+  }
 
   /** Queue an operation on a conversation; resolves with what was committed, after delivery was handed off. */
   submit(state: ConversationState, op: Operation): Promise<Change> {
@@ -55,7 +57,6 @@ export class ConversationWriter {
       let q = this.queues.get(state.id);
       if (!q) { q = []; this.queues.set(state.id, q); }
       q.push({ op, resolve, reject });
-      state.pending++;
       if (!this.active.has(state.id)) {
         this.active.add(state.id);
         void this.drain(state.id);
@@ -95,7 +96,6 @@ export class ConversationWriter {
       try {
         change = item.op.build(state, next, ts);
       } catch (err) {
-        state.pending--;
         item.reject(err);
         continue;
       }
@@ -121,7 +121,7 @@ export class ConversationWriter {
       this.cache.invalidate(conv);
       const fail = toClientError(err, conv);
       this.log.warn({ err, conv, expectHead, ops: accepted.length }, 'conversation commit failed');
-      for (const { item } of accepted) { state.pending--; item.reject(fail); }
+      for (const { item } of accepted) item.reject(fail);
       return;
     }
 
@@ -133,7 +133,7 @@ export class ConversationWriter {
     // added users see their invitation, removed users see their removal.
     const recipients = state.memberIds.length >= before.length ? state.memberIds : before;
     for (const m of commit.messages) this.delivery.toUsers(recipients, { t: 'msg', m });
-    for (const { item, change } of accepted) { state.pending--; item.resolve(change); }
+    for (const { item, change } of accepted) item.resolve(change);
   }
 }
 

@@ -135,3 +135,17 @@ t.test('a failed commit rejects its sends as retryable and leaves no gap', async
   const bySeq = new Map(msgs.map((m) => [m.cid, m.seq]));
   t.same(retried.map((r) => r.seq), [bySeq.get('c-2'), bySeq.get('c-3')], 'retries answer with the stored seqs');
 });
+
+t.test('a tiny conversation cache (eviction under load) keeps seqs contiguous and nothing fails', async (t) => {
+  const h = harness({ conversationCacheSize: 2 });
+  const convs: string[] = [];
+  for (const peer of ['b', 'c', 'd', 'e', 'f']) convs.push(await h.friends('a', peer));
+  const sends = [];
+  for (let i = 0; i < 20; i++) for (const conv of convs) sends.push(h.as('a').text(conv, `m${i}`));
+  const acks = await Promise.all(sends);
+  t.equal(acks.length, 100, 'every send acked');
+  for (const conv of convs) {
+    const seqs = acks.filter((a) => a.conv === conv).map((a) => a.seq).sort((x, y) => x - y);
+    t.same(seqs, Array.from({ length: 20 }, (_, i) => i + 1), `${conv}: 1..20`);
+  }
+});
