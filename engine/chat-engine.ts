@@ -37,7 +37,7 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
   });
   const messaging = new Messaging(store, cache, writer, delivery, settings, clock);
   const conversations = new Conversations(store, cache, writer, delivery, settings, clock);
-  const sync = new Sync(store, cache, conversations, settings);
+  const sync = new Sync(store, conversations, settings);
   const presence = new Presence(store, deps.presence, contacts, delivery, clock);
 
   const limitUsers = (users: string[]): void => {

@@ -41,6 +41,11 @@ t.test('direct conversation ids are unambiguous for ids containing separators', 
   const c1 = await h.friends('a:b', 'c');
   const c2 = await h.friends('a', 'b:c');
   t.not(c1, c2);
+  const { convs } = await h.as('a').req('conv.list', {});
+  t.same(convs.map((c) => [c.conv, c.peer]).sort(), [[c2, 'b:c']], "a's list names the right peer");
+  const listed = (await h.as('a:b').req('conv.list', {})).convs;
+  t.same(listed.map((c) => c.peer), ['c']);
+  t.equal((await h.as('c').req('sync', { since: {} })).convs[0]!.peer, 'a:b', 'sync names the peer too');
 });
 
 t.test('presence: friends see online/offline with last seen; strangers see nothing', async (t) => {

@@ -14,6 +14,16 @@ export function directConversationId(a: string, b: string): string {
   return `d:${x.length}:${x}:${y}`;
 }
 
+/** The other user of a direct conversation id, seen from `user`. */
+export function directPeer(conv: string, user: string): string | undefined {
+  const m = /^d:(\d+):/.exec(conv);
+  if (!m) return undefined;
+  const start = m[0].length;
+  const x = conv.slice(start, start + Number(m[1]));
+  const y = conv.slice(start + x.length + 1);
+  return user === x ? y : user === y ? x : undefined;
+}
+
 type SeqResult = { conv: string; seq: number };
 
 export class Conversations {
@@ -29,17 +39,27 @@ export class Conversations {
   ) {}
 
   async info(state: ConversationState, user: string): Promise<ConversationInfo> {
-    const m = state.requireMember(user);
-    const read = await this.store.getReadCursor(state.id, user);
+    return this.describeFor(state.meta, state.requireMember(user));
+  }
+
+  /** ConversationInfo from metadata and a membership alone: sync and conv.list use it so that
+   *  listing a user's conversations never loads their member lists. */
+  async describeFor(meta: StoredConversation, m: Membership): Promise<ConversationInfo> {
+    const read = await this.store.getReadCursor(meta.id, m.user);
     const info: ConversationInfo = {
-      conv: state.id, type: state.meta.type, title: state.meta.title, epoch: state.meta.epoch,
-      head: state.head, role: m.role, joined: m.joined, read, members: state.members.size,
+      conv: meta.id, type: meta.type, title: meta.title, epoch: meta.epoch,
+      head: meta.head, role: m.role, joined: m.joined, read, members: meta.memberCount,
     };
-    if (state.meta.type === 'direct') {
-      const peer = state.memberIds.find((u) => u !== user);
+    if (meta.type === 'direct') {
+      const peer = directPeer(meta.id, m.user);
       if (peer !== undefined) info.peer = peer;
     }
     return info;
+  }
+
+  /** Metadata of a conversation: the writer's view when cached (never behind the store), else the store's. */
+  async meta(conv: string): Promise<StoredConversation | undefined> {
+    return this.cache.peek(conv)?.meta ?? this.store.getConversation(conv);
   }
 
   async direct(who: DeviceSession, p: RequestParams<'conv.direct'>): Promise<ConversationInfo> {
@@ -186,8 +206,8 @@ export class Conversations {
     const memberships = await this.store.listUserConversations(who.user);
     const convs: ConversationInfo[] = [];
     for (const m of memberships) {
-      const state = await this.cache.get(m.conv);
-      if (state?.members.has(who.user)) convs.push(await this.info(state, who.user));
+      const meta = await this.meta(m.conv);
+      if (meta) convs.push(await this.describeFor(meta, m));
     }
     return { convs };
   }

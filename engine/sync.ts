@@ -3,14 +3,12 @@
 // client needs anyway to detect gaps, and it lets the server answer with exactly what is missing.
 import type { ConversationInfo, Message, RequestParams, SyncResult } from '../protocol/frames.ts';
 import type { DeviceSession, EngineSettings } from './api.ts';
-import type { ConversationCache } from './conversation-state.ts';
 import type { Conversations } from './conversations.ts';
 import type { TimelineStore } from './ports.ts';
 
 export class Sync {
   constructor(
     private readonly store: TimelineStore,
-    private readonly cache: ConversationCache,
     private readonly conversations: Conversations,
     private readonly settings: EngineSettings,
   ) {}
@@ -23,23 +21,23 @@ export class Sync {
     const convs: ConversationInfo[] = [];
     const msgs: Message[] = [];
     let more = false;
-    for (const membership of memberships) {
-      const state = await this.cache.get(membership.conv);
-      const member = state?.members.get(who.user);
-      if (!state || !member) continue;
-      current.add(state.id);
-      const known = Object.hasOwn(since, state.id);
-      const from = Math.max(known ? since[state.id]! : 0, member.joined);
-      const behind = state.head > from;
+    // Metadata and the user's own membership only: member lists are never loaded here.
+    for (const member of memberships) {
+      const meta = await this.conversations.meta(member.conv);
+      if (!meta) continue;
+      current.add(meta.id);
+      const known = Object.hasOwn(since, meta.id);
+      const from = Math.max(known ? since[meta.id]! : 0, member.joined);
+      const behind = meta.head > from;
       if (!behind && known) continue;
       if (behind && budget === 0) { more = true; continue; }
-      convs.push(await this.conversations.info(state, who.user));
+      convs.push(await this.conversations.describeFor(meta, member));
       if (!behind) continue;
-      const page = await this.store.readAfter(state.id, from, budget);
+      const page = await this.store.readAfter(meta.id, from, Math.min(budget, meta.head - from));
       msgs.push(...page);
       budget -= page.length;
       const last = page.at(-1)?.seq ?? from;
-      if (last < state.head) more = true;
+      if (last < meta.head) more = true;
     }
     const removed = Object.keys(since).filter((c) => !current.has(c));
     return { convs, msgs, removed, more };
