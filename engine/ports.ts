@@ -144,3 +144,39 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A bus subscription; unsubscribe() stops delivery at once (messages already queued may still run). */
+export interface BusSubscription {
+  unsubscribe(): void;
+}
+
+/** A request sent over the bus found no subscriber for its subject. Fail fast: nothing was done. */
+export class BusNoRespondersError extends Error {
+  override readonly name = 'BusNoRespondersError';
+  constructor(readonly subject: string) { super(`no responders for ${subject}`); }
+}
+
+/** A request got no reply in time: the outcome is unknown (the handler may have run). */
+export class BusTimeoutError extends Error {
+  override readonly name = 'BusTimeoutError';
+  constructor(readonly subject: string, readonly timeoutMs: number) { super(`no reply on ${subject} within ${timeoutMs} ms`); }
+}
+
+/**
+ * Messages between processes (in-process in embedded mode, NATS when distributed). Subjects are
+ * dot-separated tokens; `*` matches one token and `>` the rest, as in NATS. Delivery is at most
+ * once: whatever must survive a crash is stored before it is published. Messages from one
+ * publisher on one subject arrive in publish order.
+ */
+export interface Bus {
+  publish(subject: string, data: Uint8Array): void;
+  /** Every subscriber gets each message, except that within one queue group only one member does. */
+  subscribe(subject: string, handler: (data: Uint8Array, subject: string) => void, options?: { queue?: string }): BusSubscription;
+  /** Answer requests on a subject; the handler's bytes are the reply, a thrown error is logged by the adapter and not answered. */
+  serve(subject: string, handler: (data: Uint8Array, subject: string) => Promise<Uint8Array>, options?: { queue?: string }): BusSubscription;
+  /** Send a request and wait for one reply. Throws BusNoRespondersError or BusTimeoutError. */
+  request(subject: string, data: Uint8Array, options: { timeoutMs: number }): Promise<Uint8Array>;
+  /** Resolves when everything published so far has reached the server (no-op in process). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
