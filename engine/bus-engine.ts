@@ -1,0 +1,126 @@
+// The Engine across the Bus: gateways hold a BusEngine, workers run serveEngine() around a real
+// engine. Calls and replies are msgpack frames (the protocol codec); errors travel as their
+// LanternError name so the gateway answers the client exactly as an in-process engine would.
+// Routing (docs/decisions/0006): conversation requests to the partition subject of their
+// conversation, everything else to the shared worker subject.
+import { createHash } from 'node:crypto';
+import { decodeFrame, encodeFrame } from '../protocol/codec.ts';
+import { ErrorCodes, LanternError, type ErrorName } from '../protocol/errors.ts';
+import type { RequestParams, RequestResult, RequestType } from '../protocol/frames.ts';
+import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../protocol/limits.ts';
+import type { DeviceSession, Engine } from './api.ts';
+import { directConversationId } from './conversations.ts';
+import { BusNoRespondersError, BusTimeoutError, type Bus, type BusSubscription, type Logger, silentLogger } from './ports.ts';
+
+export const USER_SUBJECT = 'lantern.user';
+export const WORKER_QUEUE = 'workers';
+export const conversationSubject = (partition: number): string => `lantern.conv.${partition}`;
+
+/** Requests served by the owner of the conversation's partition. */
+const CONVERSATION_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>([
+  'send', 'recall', 'history', 'read', 'receipts', 'typing', 'conv.info',
+  'group.add', 'group.remove', 'group.leave', 'group.role', 'conv.direct',
+]);
+
+/** Internal calls that are not client requests. */
+type Internal = '$connected' | '$disconnected' | '$epoch';
+
+/** Bus frames are worker-to-gateway traffic (sync pages, member lists): far larger than client frames. */
+const BUS_LIMITS: FrameLimits = Object.freeze({
+  ...DEFAULT_FRAME_LIMITS, maxFrameBytes: 16 * 1024 * 1024, maxDepth: 16, maxStringLength: 1024 * 1024,
+  maxArrayLength: 100_000, maxMapKeys: 100_000, maxBinaryBytes: 1024 * 1024,
+});
+
+export function partitionOf(conv: string, partitions: number): number {
+  // A stable hash every process agrees on (not JS's per-process string hashing).
+  return createHash('sha1').update(conv).digest().readUInt32BE(0) % partitions;
+}
+
+/** Which subject a request goes to. */
+export function subjectFor(type: RequestType | Internal, params: Record<string, unknown>, who: DeviceSession, partitions: number): string {
+  if (!CONVERSATION_REQUESTS.has(type as RequestType)) return USER_SUBJECT;
+  const conv = type === 'conv.direct' ? directConversationId(who.user, String(params['user'])) : String(params['conv']);
+  return conversationSubject(partitionOf(conv, partitions));
+}
+
+interface Call { who: DeviceSession; t: string; p: Record<string, unknown> }
+type Reply = { ok: unknown } | { error: string; msg: string; field?: string; retryAfterMs?: number };
+
+export interface BusEngineOptions {
+  partitions: number;
+  /** How long a request may take before the gateway answers `timeout` (outcome unknown). */
+  requestTimeoutMs: number;
+}
+
+export class BusEngine implements Engine {
+  private constructor(private readonly bus: Bus, private readonly options: BusEngineOptions, readonly epoch: string) {}
+
+  /** Connect to the workers: learns the store epoch (sent in every welcome). */
+  static async connect(bus: Bus, options: BusEngineOptions): Promise<BusEngine> {
+    const probe = new BusEngine(bus, options, '');
+    const epoch = await probe.call('$epoch', {}, { user: '', device: '', session: '' }) as string;
+    return new BusEngine(bus, options, epoch);
+  }
+
+  request<T extends RequestType>(who: DeviceSession, type: T, params: RequestParams<T>): Promise<RequestResult<T>> {
+    return this.call(type, params as Record<string, unknown>, who) as Promise<RequestResult<T>>;
+  }
+
+  async connected(who: DeviceSession): Promise<void> { await this.call('$connected', {}, who); }
+  async disconnected(who: DeviceSession): Promise<void> { await this.call('$disconnected', {}, who); }
+  async close(): Promise<void> {}
+
+  private async call(t: RequestType | Internal, p: Record<string, unknown>, who: DeviceSession): Promise<unknown> {
+    const subject = subjectFor(t, p, who, this.options.partitions);
+    let raw: Uint8Array;
+    try {
+      raw = await this.bus.request(subject, encodeFrame({ who, t, p } satisfies Call), { timeoutMs: this.options.requestTimeoutMs });
+    } catch (err) {
+      if (err instanceof BusNoRespondersError) throw new LanternError('unavailable', 'no engine worker is serving this request right now; retry', { cause: err });
+      if (err instanceof BusTimeoutError) throw new LanternError('timeout', 'the engine did not answer in time; retry with the same cid to learn the outcome', { cause: err });
+      throw new LanternError('unavailable', 'the message bus is unavailable; retry', { cause: err });
+    }
+    const reply = decodeFrame(raw, BUS_LIMITS) as Reply;
+    if ('ok' in reply) return reply.ok;
+    const name: ErrorName = Object.hasOwn(ErrorCodes, reply.error) ? reply.error as ErrorName : 'internal';
+    throw new LanternError(name, reply.msg, {
+      ...(reply.field === undefined ? {} : { field: reply.field }),
+      ...(reply.retryAfterMs === undefined ? {} : { retryAfterMs: reply.retryAfterMs }),
+    });
+  }
+}
+
+/**
+ * Serve an engine on the bus. `subjects` are what this worker answers: the shared user subject
+ * and the partition subjects it owns (all of them, `lantern.conv.*`, until partition leases land).
+ */
+export function serveEngine(bus: Bus, engine: Engine, subjects: readonly string[], log: Logger = silentLogger): BusSubscription {
+  const handle = async (data: Uint8Array): Promise<Uint8Array> => {
+    let reply: Reply;
+    try {
+      const call = decodeFrame(data, BUS_LIMITS) as unknown as Call;
+      reply = { ok: await dispatch(engine, call) };
+    } catch (err) {
+      if (err instanceof LanternError) {
+        reply = { error: err.error, msg: err.message };
+        if (err.field !== undefined) reply.field = err.field;
+        if (err.retryAfterMs !== undefined) reply.retryAfterMs = err.retryAfterMs;
+      } else {
+        log.error({ err }, 'engine request failed');
+        reply = { error: 'internal', msg: 'internal server error; the request may be retried' };
+      }
+    }
+    return encodeFrame(reply);
+  };
+  const subs = subjects.map((s) => bus.serve(s, handle, { queue: WORKER_QUEUE }));
+  return { unsubscribe: () => { for (const s of subs) s.unsubscribe(); } };
+}
+
+async function dispatch(engine: Engine, call: Call): Promise<unknown> {
+  switch (call.t) {
+    case '$epoch': return engine.epoch;
+    case '$connected': await engine.connected(call.who); return null;
+    case '$disconnected': await engine.disconnected(call.who); return null;
+    default: return engine.request(call.who, call.t as RequestType, call.p as never);
+  }
+}
