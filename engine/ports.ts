@@ -122,6 +122,12 @@ export interface PresenceRegistry {
   remove(user: string, session: string): Promise<boolean>;
   /** The subset of users with at least one device connected. */
   online(users: readonly string[]): Promise<Set<string>>;
+  /**
+   * Keep these live sessions registered (a gateway calls it periodically for its sockets; shared
+   * registries expire sessions of gateways that died). Re-adds sessions the registry lost and
+   * resolves to the users that had no live session before, so they can be announced online again.
+   */
+  refresh(sessions: ReadonlyArray<{ user: string; session: string }>): Promise<string[]>;
 }
 
 /**

@@ -47,4 +47,15 @@ export function presenceRegistryContract(t: Test, name: string, makeRegistry: ()
     t.equal(await registry.remove(a, shared), true);
     t.same(await registry.online([a, b]), new Set([b]));
   });
+
+  withRegistry('refresh keeps live sessions and re-adds lost ones, naming the users it revived', async (t, registry) => {
+    const live = uid('u'), lost = uid('u');
+    const liveSession = uid('s'), lostSession = uid('s');
+    await registry.add(live, liveSession);
+    t.same(await registry.refresh([{ user: live, session: liveSession }]), [], 'nothing to revive');
+    // As if the registry had lost it (a Redis restart without persistence).
+    t.same(await registry.refresh([{ user: live, session: liveSession }, { user: lost, session: lostSession }]), [lost]);
+    t.same(await registry.online([live, lost]), new Set([live, lost]));
+    t.same(await registry.refresh([]), []);
+  });
 }

@@ -24,6 +24,12 @@ export class MemoryPresenceRegistry implements PresenceRegistry {
     return true;
   }
 
+  async refresh(sessions: ReadonlyArray<{ user: string; session: string }>): Promise<string[]> {
+    const revived: string[] = [];
+    for (const { user, session } of sessions) if (await this.add(user, session)) revived.push(user);
+    return revived;
+  }
+
   async online(users: readonly string[]): Promise<Set<string>> {
     const result = new Set<string>();
     for (const user of users) if (this.sessions.has(user)) result.add(user);
