@@ -52,7 +52,12 @@ export class HeadConflictError extends Error {
   }
 }
 
-/** The store could not be reached or failed to write; nothing was committed. Retryable. */
+/**
+ * The store could not be reached or failed to write. Retryable. For a local store nothing was
+ * committed; for a distributed one a timed-out commit has an unknown outcome (it may have been
+ * applied): a retry on the same head then gets HeadConflictError, and the engine reloads the head
+ * and deduplicates resent sends by client id.
+ */
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
   constructor(message: string, options?: { cause?: unknown }) { super(message, options); }
@@ -66,7 +71,8 @@ export interface TimelineStore {
   getMembership(conv: string, user: string): Promise<Membership | undefined>;
   /** All members, ordered by user id. */
   listMembers(conv: string): Promise<Membership[]>;
-  /** The user's memberships, ordered by conversation id. */
+  /** The user's memberships, ordered by conversation id. (A distributed store may lag a commit that
+   *  was interrupted after its commit point, until the next commit on that conversation.) */
   listUserConversations(user: string): Promise<Membership[]>;
   /** Messages with seq > afterSeq, ascending, at most `limit`. */
   readAfter(conv: string, afterSeq: number, limit: number): Promise<Message[]>;
@@ -111,6 +117,7 @@ export interface UserStore {
 export interface ChatStore extends TimelineStore, ContactStore, UserStore {
   /** Random id of this store's data set, made when it was first created; clients reload when it changes. */
   readonly epoch: string;
+  /** Release what the store opened itself; an injected driver client stays open for its owner to close. */
   close(): Promise<void>;
 }
 

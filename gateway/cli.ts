@@ -1,4 +1,4 @@
-// `lantern` command line: start the server, mint a dev token, print help.
+// `lantern` command line: start the server, mint a dev token, migrate the CQL schema, print help.
 // Exit codes: 0 ok, 1 runtime failure, 2 usage or settings error.
 import { ConfigError, SETTING_NAMES, SETTINGS_SCHEMA, envName, flagName, loadSettings } from './config.ts';
 import { loadOrCreateDevSecret, mintToken } from './auth.ts';
@@ -26,6 +26,8 @@ export function helpText(): string {
     '  lantern start [--setting value ...]   start the server (embedded mode)',
     '  lantern token --user ID [--ttl SEC] [--data-dir DIR | --secret S] [--aud AUD]',
     '                                        print an HS256 token (dev secret by default)',
+    '  lantern migrate [--help]              create or upgrade the CQL schema (Cassandra/ScyllaDB);',
+    '                                        settings from LANTERN_CQL_* env, see `lantern migrate --help`',
     '  lantern help                          this text',
     '',
     'Settings (flag / env, default: meaning):',
@@ -48,6 +50,12 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       case 'token':
         io.out(await tokenCommand(rest, io.env));
         return 0;
+      case 'migrate': {
+        // The CQL adapter's schema tool: its settings and logic live with the adapter, loaded
+        // only here so other commands never load cassandra-driver.
+        const { migrateCommand } = await import('../storage/cql/migrate-command.ts');
+        return await migrateCommand(rest, io);
+      }
       case 'help':
       case '--help':
       case '-h':
@@ -55,7 +63,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         io.out(helpText());
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}" (commands: start, token, help)`);
+        throw new UsageError(`unknown command "${command}" (commands: start, token, migrate, help)`);
     }
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) {

@@ -1,0 +1,174 @@
+// The CQL schema of the chat store, as an ordered list of migrations, and `migrate()`, which
+// creates the keyspace and applies the missing ones. Works on Apache Cassandra 4/5 and ScyllaDB.
+//
+// Table design (partition key in double parentheses, then clustering columns):
+//   conversations     ((conv))                 meta + head + member_count + version + pending.
+//                     The commit point: every commit is one lightweight transaction (LWT) on
+//                     this row, conditioned on `version` (bumped by every commit). `pending` holds
+//                     the last commit's changes as JSON so a crash after the LWT can be rolled
+//                     forward (see chat-store.ts for the failure analysis).
+//   messages          ((conv, bucket), seq)    bucket = floor(seq / bucketSize): a partition holds
+//                     at most bucketSize messages (10 000 x ~1 KB = ~10 MB, well under the 100 MB
+//                     partition guidance), and a seq range maps to its buckets by arithmetic, no index.
+//   client_ids        ((conv, sender, cid), seq)  one tiny partition per client send id. seq is a
+//                     clustering column so a duplicate commit of the same cid adds a row instead of
+//                     overwriting: the lowest seq (the first commit, the one acknowledged) reads first.
+//   members           ((conv), user)           a conversation's members, sorted by user id.
+//   user_conversations ((user), conv)          the reverse index, written by the same commit.
+//   read_cursors      ((conv), user)           seq, written with USING TIMESTAMP = seq so the highest
+//                     seq wins (a max-register without Paxos).
+//   contacts          ((owner), other)         one directed edge per row.
+//   last_seen         ((user))                 ms timestamp.
+//   meta              ((key))                  epoch and bucket_size, created once with IF NOT EXISTS.
+// Text clustering columns sort by UTF-8 bytes (= code point order), the order compareIds() in
+// storage/commit-rules.ts defines, so lists come back in the port's order without re-sorting.
+//
+// Compaction (must exist on Cassandra and ScyllaDB, so UCS/ICS are not hard-coded):
+//   - LeveledCompactionStrategy for tables that are read far more than written or overwritten
+//     in place: conversations (rewritten by every commit), messages (history pages are slices
+//     of one partition; recalls rewrite old rows), members, user_conversations, read_cursors,
+//     contacts, last_seen. LCS bounds a read to ~1 SSTable per level and purges overwritten cells
+//     quickly, at the price of more write amplification.
+//   - SizeTieredCompactionStrategy (the default) for client_ids: write-once, rarely read point
+//     lookups that bloom filters answer; tiered compaction writes each byte the fewest times.
+//   - Not TimeWindowCompactionStrategy: it suits data that is TTL'd and never updated; messages
+//     are kept forever and a recall updates an old row, which would pin old windows.
+//   Cassandra 5: UnifiedCompactionStrategy ('scaling_parameters': 'L10' ~ leveled, 'T4' ~ tiered)
+//   may replace both by ALTER TABLE. ScyllaDB: Incremental Compaction (ICS) is its recommended
+//   replacement for STCS/LCS where available; see README.md.
+// TTLs: none on durable data. client_ids could carry a dedupe-window TTL (default_time_to_live
+// equal to the longest client outbox retry) but the port promises findByClientId for the life
+// of the conversation, so it is not set here. The migration lock row carries a TTL so a crashed
+// migrate cannot hold it forever.
+import { setTimeout as delay } from 'node:timers/promises';
+import { randomUUID } from 'node:crypto';
+import type { Client } from 'cassandra-driver';
+
+export interface Migration {
+  /** Ordered, never reused, never edited once released: add a new migration instead. */
+  readonly id: string;
+  readonly description: string;
+  /** Each statement must be idempotent (IF NOT EXISTS / IF EXISTS): a crash mid-migration re-runs it. */
+  readonly statements: readonly string[];
+}
+
+const LEVELED = "WITH compaction = {'class': 'LeveledCompactionStrategy'}";
+
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    id: '0001_chat_store',
+    description: 'conversations, messages, client ids, membership, read cursors, contacts, last seen, meta',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text)`,
+      `CREATE TABLE IF NOT EXISTS conversations (
+         conv text PRIMARY KEY, type text, title text, epoch text, created_by text, created_at bigint,
+         head bigint, member_count int, version bigint, pending text) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS messages (
+         conv text, bucket bigint, seq bigint, sender text, dev text, cid text, kind text, body text,
+         ts bigint, recalled boolean, PRIMARY KEY ((conv, bucket), seq)) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS client_ids (
+         conv text, sender text, cid text, seq bigint, PRIMARY KEY ((conv, sender, cid), seq))`,
+      `CREATE TABLE IF NOT EXISTS members (
+         conv text, user text, role text, joined bigint, PRIMARY KEY ((conv), user)) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS user_conversations (
+         user text, conv text, role text, joined bigint, PRIMARY KEY ((user), conv)) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS read_cursors (
+         conv text, user text, seq bigint, PRIMARY KEY ((conv), user)) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS contacts (
+         owner text, other text, state text, ts bigint, note text, PRIMARY KEY ((owner), other)) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS last_seen (user text PRIMARY KEY, ts bigint) ${LEVELED}`,
+    ],
+  },
+]);
+
+export interface MigrateOptions {
+  /** CQL replication map, e.g. "{'class': 'NetworkTopologyStrategy', 'dc1': 3}". Used only when the keyspace is created. */
+  replication: string;
+  /** How long to wait for another migrate to release the lock (ms). Default 120 000. */
+  lockWaitMs?: number;
+  /** The migration list (tests pass extra ones). Default MIGRATIONS. */
+  migrations?: readonly Migration[];
+}
+
+export interface MigrateResult {
+  /** Ids applied by this call, in order (empty when the schema was current). */
+  applied: string[];
+  /** Ids that were already recorded. */
+  alreadyApplied: string[];
+}
+
+const KEYSPACE_NAME = /^[a-z][a-z0-9_]{0,47}$/;
+const LOCK_TTL_SECONDS = 300;
+
+/** Throws if `name` is not a keyspace name we can interpolate into CQL safely. */
+export function assertKeyspaceName(name: string): void {
+  if (!KEYSPACE_NAME.test(name)) throw new Error(`keyspace "${name}" must match ${KEYSPACE_NAME} (lower case, starts with a letter, <= 48 chars)`);
+}
+
+/**
+ * Creates the keyspace if missing and applies the migrations not yet recorded in
+ * `schema_migrations`, in order. Safe to run twice (statements are idempotent and applied ids are
+ * skipped) and concurrently: a lease row taken with an LWT serializes migrators, because
+ * concurrent schema changes to the same table on different coordinators can disagree.
+ */
+export async function migrate(client: Client, keyspace: string, options: MigrateOptions): Promise<MigrateResult> {
+  assertKeyspaceName(keyspace);
+  const migrations = options.migrations ?? MIGRATIONS;
+  assertOrdered(migrations);
+  // The replication map is operator input spliced into DDL: allow only a map literal.
+  if (!/^\{[^;]*\}$/.test(options.replication.trim())) throw new Error(`replication must be a CQL map literal like {'class': 'SimpleStrategy', 'replication_factor': 1}, got ${options.replication}`);
+  await client.execute(`CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = ${options.replication}`);
+  await client.execute(`CREATE TABLE IF NOT EXISTS ${keyspace}.schema_migrations (id text PRIMARY KEY, description text, applied_at timestamp)`);
+  await client.execute(`CREATE TABLE IF NOT EXISTS ${keyspace}.schema_lock (name text PRIMARY KEY, owner text)`);
+
+  const owner = randomUUID();
+  await acquireLock(client, keyspace, owner, options.lockWaitMs ?? 120_000);
+  try {
+    const rows = await client.execute(`SELECT id FROM ${keyspace}.schema_migrations`, [], { prepare: true, consistency: SERIAL_READ });
+    const done = new Set(rows.rows.map((r) => r['id'] as string));
+    const result: MigrateResult = { applied: [], alreadyApplied: [] };
+    for (const migration of migrations) {
+      if (done.has(migration.id)) { result.alreadyApplied.push(migration.id); continue; }
+      for (const statement of migration.statements) {
+        // Unqualified table names resolve in the target keyspace.
+        await client.execute(qualify(statement, keyspace));
+      }
+      await client.execute(
+        `INSERT INTO ${keyspace}.schema_migrations (id, description, applied_at) VALUES (?, ?, ?)`,
+        [migration.id, migration.description, new Date()], { prepare: true, consistency: QUORUM_WRITE });
+      result.applied.push(migration.id);
+    }
+    return result;
+  } finally {
+    await client.execute(`DELETE FROM ${keyspace}.schema_lock WHERE name = 'migrate' IF owner = ?`, [owner], { prepare: true });
+  }
+}
+
+// Numeric consistency codes (types.consistencies) so this module needs no runtime driver import.
+const SERIAL_READ = 0x0009; // serial: see the lock holder's committed writes
+const QUORUM_WRITE = 0x0004;
+
+async function acquireLock(client: Client, keyspace: string, owner: string, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
+    const rs = await client.execute(
+      `INSERT INTO ${keyspace}.schema_lock (name, owner) VALUES ('migrate', ?) IF NOT EXISTS USING TTL ${LOCK_TTL_SECONDS}`,
+      [owner], { prepare: true });
+    if (rs.wasApplied()) return;
+    if (Date.now() > deadline) {
+      throw new Error(`migrate: another migrate (${String(rs.first()?.['owner'])}) holds ${keyspace}.schema_lock; it expires ${LOCK_TTL_SECONDS} s after it was taken`);
+    }
+    await delay(pause);
+  }
+}
+
+function assertOrdered(migrations: readonly Migration[]): void {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i - 1]!.id >= migrations[i]!.id) throw new Error(`migrations out of order: ${migrations[i - 1]!.id} before ${migrations[i]!.id}`);
+  }
+}
+
+/** Prefixes the table name of CREATE TABLE / ALTER TABLE / CREATE INDEX ... ON with the keyspace. */
+function qualify(statement: string, keyspace: string): string {
+  return statement.replace(/^(\s*(?:CREATE TABLE(?: IF NOT EXISTS)?|ALTER TABLE|DROP TABLE(?: IF EXISTS)?)\s+)(\w+)/i, `$1${keyspace}.$2`);
+}
