@@ -23,7 +23,8 @@ class UsageError extends Error {
 export function helpText(): string {
   const lines = [
     'Usage:',
-    '  lantern start [--setting value ...]   start the server (embedded mode)',
+    '  lantern start [--setting value ...]   start the server (embedded mode; --mode gateway for a shard)',
+    '  lantern worker [--setting value ...]  start an engine worker (NATS, Redis, CQL; distributed mode)',
     '  lantern token --user ID [--ttl SEC] [--data-dir DIR | --secret S] [--aud AUD]',
     '                                        print an HS256 token (dev secret by default)',
     '  lantern migrate [--help]              create or upgrade the CQL schema (Cassandra/ScyllaDB);',
@@ -47,6 +48,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     switch (command) {
       case 'start':
         return await startCommand(rest, io);
+      case 'worker':
+        return await workerCommand(rest, io);
       case 'token':
         io.out(await tokenCommand(rest, io.env));
         return 0;
@@ -111,6 +114,19 @@ async function startCommand(argv: readonly string[], io: CliIo): Promise<number>
     io.err(`lantern: mint a token with: npx lantern token --user alice${dirFlag}`);
   }
   io.err(`lantern: listening on ${running.url}`);
+  return untilSignal(running, io);
+}
+
+async function workerCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  // Loaded only here: other commands never load the NATS, Redis and CQL drivers.
+  const { startWorker } = await import('./worker.ts');
+  const running = await startWorker({}, { env: io.env, argv });
+  io.err(`lantern: worker serving (keyspace ${running.settings.cqlKeyspace}, nats ${running.settings.natsUrl})`);
+  return untilSignal(running, io);
+}
+
+/** Serve until SIGINT/SIGTERM, then close gracefully (a second signal exits at once). */
+function untilSignal(running: { close(): Promise<void> }, io: CliIo): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

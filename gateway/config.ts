@@ -8,8 +8,19 @@ import { parseEd25519PublicKey } from './auth.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const STORES = ['lmdb', 'memory'] as const;
+/** embedded: one process with everything; gateway: WebSockets only, engine over NATS; worker: engine only. */
+export const MODES = ['embedded', 'gateway', 'worker'] as const;
 
 export interface Settings extends FrameLimits, EngineSettings {
+  readonly mode: (typeof MODES)[number];
+  readonly natsUrl: string;
+  readonly redisUrl: string;
+  readonly cqlContactPoints: string;
+  readonly cqlLocalDc: string;
+  readonly cqlKeyspace: string;
+  readonly partitions: number;
+  readonly engineTimeoutMs: number;
+  readonly presenceSessionTtlMs: number;
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
@@ -83,6 +94,15 @@ const E = DEFAULT_ENGINE_SETTINGS;
 const F = DEFAULT_FRAME_LIMITS;
 
 export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Settings[K]> } = {
+  mode: { default: 'embedded', doc: 'embedded (one process, LMDB), gateway (WebSockets; the engine runs in workers over NATS) or worker (engine over NATS, Redis and CQL).', parse: oneOf(MODES) },
+  natsUrl: { default: 'nats://127.0.0.1:4222', doc: 'NATS server(s), comma-separated (gateway and worker modes).', parse: text() },
+  redisUrl: { default: 'redis://127.0.0.1:6379', doc: 'Redis for hot state: presence sessions (worker mode).', parse: text() },
+  cqlContactPoints: { default: '127.0.0.1:9042', doc: 'ScyllaDB/Cassandra contact points, comma-separated host:port (worker mode).', parse: text() },
+  cqlLocalDc: { default: 'datacenter1', doc: 'Local data center for token-aware, DC-aware routing (worker mode).', parse: text() },
+  cqlKeyspace: { default: 'lantern', doc: 'Keyspace of the chat store; create it with `lantern migrate`.', parse: text() },
+  partitions: { default: 64, doc: 'Conversation partitions over which workers share sequencing; the same on every gateway and worker.', parse: int(1, 4096) },
+  engineTimeoutMs: { default: 5_000, doc: 'How long a gateway waits for a worker before answering `timeout` (gateway mode).', parse: int(100, 600_000) },
+  presenceSessionTtlMs: { default: 60_000, doc: 'Presence sessions expire this long after the last refresh when their gateway dies (worker mode).', parse: int(1_000, 3_600_000) },
   host: { default: '127.0.0.1', doc: 'Interface to listen on (0.0.0.0 for all).', parse: text() },
   port: { default: 8080, doc: 'TCP port for WebSocket and HTTP; 0 picks a free port.', parse: int(0, 65535) },
   dataDir: { default: '.lantern', doc: 'Directory for the LMDB store and the dev auth secret.', parse: text() },

@@ -10,25 +10,55 @@ import type { Socket } from './connection.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { enqueue } from './write-batcher.ts';
 
+/** Told when a user gets their first socket on this gateway and loses their last one
+ *  (distributed mode subscribes to the user's event subject; see bus-relay.ts). */
+export interface UserInterest {
+  /** Resolves once events for the user will reach this gateway. */
+  firstSocket(user: string): Promise<void>;
+  lastSocket(user: string): void;
+}
+
 export class SocketDelivery implements Delivery {
   private readonly byUser = new Map<string, Set<Socket>>();
+  private interest: UserInterest | undefined;
 
   constructor(private readonly metrics: GatewayMetrics) {}
 
-  add(user: string, ws: Socket): void {
+  /** Set once by the composition root in distributed mode. */
+  setInterest(interest: UserInterest): void {
+    this.interest = interest;
+  }
+
+  /** Register a device socket; resolves once events for its user reach this gateway. */
+  async add(user: string, ws: Socket): Promise<void> {
     let set = this.byUser.get(user);
+    const first = !set;
     if (!set) {
       set = new Set();
       this.byUser.set(user, set);
     }
     set.add(ws);
+    if (first && this.interest) await this.interest.firstSocket(user);
   }
 
   remove(user: string, ws: Socket): void {
     const set = this.byUser.get(user);
     if (!set) return;
     set.delete(ws);
-    if (set.size === 0) this.byUser.delete(user);
+    if (set.size === 0) {
+      this.byUser.delete(user);
+      this.interest?.lastSocket(user);
+    }
+  }
+
+  /** Queue an already encoded event (relayed from a worker) to every socket of a user here. */
+  relay(user: string, bytes: Uint8Array): void {
+    const sockets = this.byUser.get(user);
+    if (!sockets) return;
+    for (const ws of sockets) {
+      if (!ws.getUserData().closed) enqueue(ws, bytes, false, this.metrics);
+    }
+    this.metrics.eventsPublished++;
   }
 
   toUsers(users: readonly string[], event: ServerEvent): void {

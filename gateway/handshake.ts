@@ -47,7 +47,8 @@ export async function handleHello(ctx: GatewayContext, ws: Socket, hello: HelloF
   }
   clearTimeout(conn.helloTimer);
   conn.stage = 'ready';
-  ctx.delivery.add(who.user, ws);
+  await ctx.delivery.add(who.user, ws);
+  if (conn.closed) return;
   ctx.metrics.authenticatedConnections++;
   const s = ctx.settings;
   const welcome: WelcomeFrame = {

@@ -54,20 +54,25 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
     clockToleranceSec: settings.jwtClockToleranceSec,
   });
 
+  if (settings.mode === 'worker') throw new Error('mode "worker" is started with startWorker (lantern worker), not startLantern');
   const gateway = createGateway({ settings, verifier, log });
   // Listen before storage opens: /healthz answers and /readyz says 503 while starting.
   const port = await gateway.listen();
   let store: ChatStore | undefined;
   let engine: Engine;
   try {
-    store = await openStore(settings);
-    engine = (options.createEngine ?? createChatEngine)({
-      store,
-      presence: new MemoryPresenceRegistry(),
-      delivery: gateway.delivery,
-      settings: engineSettingsOf(settings),
-      log,
-    });
+    if (settings.mode === 'gateway') {
+      engine = await remoteEngine(settings, gateway, log);
+    } else {
+      store = await openStore(settings);
+      engine = (options.createEngine ?? createChatEngine)({
+        store,
+        presence: new MemoryPresenceRegistry(),
+        delivery: gateway.delivery,
+        settings: engineSettingsOf(settings),
+        log,
+      });
+    }
   } catch (err) {
     await gateway.close();
     if (store) await store.close();
@@ -93,6 +98,27 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
   };
   if (devSecret !== undefined) running.devSecret = devSecret;
   return running;
+}
+
+/** Gateway mode: the engine lives in workers across NATS; events for local users are relayed from it. */
+async function remoteEngine(settings: Settings, gateway: ReturnType<typeof createGateway>, log: Logger): Promise<Engine> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { NatsBus } = await import('../storage/nats/bus.ts');
+  const { BusEngine } = await import('../engine/bus-engine.ts');
+  const { BusRelay } = await import('./bus-relay.ts');
+  const nc = await connect({ servers: settings.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'lantern-gateway' });
+  const bus = new NatsBus(nc, log);
+  const relay = new BusRelay(bus, gateway.delivery);
+  gateway.delivery.setInterest(relay);
+  const engine = await BusEngine.connect(bus, { partitions: settings.partitions, requestTimeoutMs: settings.engineTimeoutMs });
+  // The gateway owns the bus: closing the engine (last step of gateway.close) drains it.
+  return {
+    epoch: engine.epoch,
+    request: (who, type, params) => engine.request(who, type, params),
+    connected: (who) => engine.connected(who),
+    disconnected: (who) => engine.disconnected(who),
+    async close() { relay.close(); await bus.close(); },
+  };
 }
 
 async function openStore(settings: Settings): Promise<ChatStore> {

@@ -1,0 +1,74 @@
+// Composition root of an engine worker (distributed mode): the chat engine over the CQL store,
+// the Redis presence registry and bus delivery, serving requests that gateways send over NATS.
+import { connect } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { USER_SUBJECT, serveEngine } from '../engine/bus-engine.ts';
+import { BusDelivery } from '../engine/bus-delivery.ts';
+import { createChatEngine } from '../engine/chat-engine.ts';
+import type { Logger } from '../engine/ports.ts';
+import { CqlChatStore } from '../storage/cql/chat-store.ts';
+import { createCqlClient } from '../storage/cql/client.ts';
+import { NatsBus } from '../storage/nats/bus.ts';
+import { redisResilienceOptions } from '../storage/redis/client-options.ts';
+import { RedisPresenceRegistry } from '../storage/redis/presence-registry.ts';
+import { engineSettingsOf, loadSettings, type Settings } from './config.ts';
+
+export interface RunningWorker {
+  settings: Settings;
+  epoch: string;
+  close(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  env?: Readonly<Record<string, string | undefined>>;
+  argv?: readonly string[];
+  log?: Logger;
+}
+
+export async function startWorker(overrides: Partial<Settings> = {}, options: WorkerOptions = {}): Promise<RunningWorker> {
+  const settings = loadSettings({ env: options.env ?? process.env, argv: options.argv ?? [], overrides: { ...overrides, mode: 'worker' } });
+  const log: Logger = options.log ?? pino({ name: 'lantern-worker', level: settings.logLevel });
+
+  const nc = await connect({ servers: settings.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'lantern-worker' });
+  const bus = new NatsBus(nc, log);
+  const redis = new Redis(settings.redisUrl, { ...redisResilienceOptions });
+  redis.on('error', (err) => log.warn({ err }, 'redis connection error'));
+  const cql = createCqlClient({ contactPoints: settings.cqlContactPoints.split(','), localDataCenter: settings.cqlLocalDc });
+  try {
+    await cql.connect();
+    const store = await CqlChatStore.open({ client: cql, keyspace: settings.cqlKeyspace });
+    const engine = createChatEngine({
+      store,
+      presence: new RedisPresenceRegistry(redis, { keyPrefix: `lantern:${settings.cqlKeyspace}:`, sessionTtlMs: settings.presenceSessionTtlMs }),
+      delivery: new BusDelivery(bus),
+      settings: engineSettingsOf(settings),
+      log,
+    });
+    // Until partition leases land (docs/decisions/0006), every worker serves every partition; the
+    // store's compare-and-set on the head keeps concurrent writers from forking a timeline.
+    const served = serveEngine(bus, engine, [USER_SUBJECT, 'lantern.conv.*'], log);
+    await bus.flush();
+    log.info({ nats: settings.natsUrl, keyspace: settings.cqlKeyspace, epoch: engine.epoch }, 'worker serving');
+    let closing: Promise<void> | undefined;
+    return {
+      settings,
+      epoch: engine.epoch,
+      close() {
+        closing ??= (async () => {
+          served.unsubscribe();
+          await bus.close();
+          await engine.close();
+          await cql.shutdown();
+          redis.disconnect();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    await cql.shutdown();
+    redis.disconnect();
+    throw err;
+  }
+}
