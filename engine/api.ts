@@ -15,6 +15,9 @@ export interface Engine {
   request<T extends RequestType>(who: DeviceSession, type: T, params: RequestParams<T>): Promise<RequestResult<T>>;
   connected(who: DeviceSession): Promise<void>;
   disconnected(who: DeviceSession): Promise<void>;
+  /** Keep these connected devices registered as present (a gateway calls it every few seconds;
+   *  a shared presence registry forgets sessions whose gateway stops refreshing them). */
+  refresh?(sessions: readonly DeviceSession[]): Promise<void>;
   /** The store epoch sent in `welcome`. */
   readonly epoch: string;
   close(): Promise<void>;

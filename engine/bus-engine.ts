@@ -23,7 +23,7 @@ const CONVERSATION_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>([
 ]);
 
 /** Internal calls that are not client requests. */
-type Internal = '$connected' | '$disconnected' | '$epoch';
+type Internal = '$connected' | '$disconnected' | '$epoch' | '$refresh';
 
 /** Bus frames are worker-to-gateway traffic (sync pages, member lists): far larger than client frames. */
 const BUS_LIMITS: FrameLimits = Object.freeze({
@@ -68,6 +68,9 @@ export class BusEngine implements Engine {
 
   async connected(who: DeviceSession): Promise<void> { await this.call('$connected', {}, who); }
   async disconnected(who: DeviceSession): Promise<void> { await this.call('$disconnected', {}, who); }
+  async refresh(sessions: readonly DeviceSession[]): Promise<void> {
+    await this.call('$refresh', { sessions: sessions.map(({ user, device, session }) => ({ user, device, session })) }, { user: '', device: '', session: '' });
+  }
   async close(): Promise<void> {}
 
   private async call(t: RequestType | Internal, p: Record<string, unknown>, who: DeviceSession): Promise<unknown> {
@@ -121,6 +124,7 @@ async function dispatch(engine: Engine, call: Call): Promise<unknown> {
     case '$epoch': return engine.epoch;
     case '$connected': await engine.connected(call.who); return null;
     case '$disconnected': await engine.disconnected(call.who); return null;
+    case '$refresh': await engine.refresh?.(call.p['sessions'] as DeviceSession[]); return null;
     default: return engine.request(call.who, call.t as RequestType, call.p as never);
   }
 }

@@ -81,6 +81,7 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     },
     connected: (who) => presence.connected(who),
     disconnected: (who) => presence.disconnected(who),
+    refresh: (sessions) => presence.refresh(sessions),
     close: () => store.close(),
   };
 }

@@ -27,6 +27,14 @@ export class Presence {
     if (last) await this.announce(who.user, false, ts);
   }
 
+  async refresh(sessions: readonly DeviceSession[]): Promise<void> {
+    if (sessions.length === 0) return;
+    const revived = await this.registry.refresh(sessions.map(({ user, session }) => ({ user, session })));
+    // Users the registry had lost (e.g. Redis restarted empty) were wrongly offline: announce them again.
+    const ts = this.clock.now();
+    for (const user of revived) await this.announce(user, true, ts);
+  }
+
   private async announce(user: string, online: boolean, lastSeen: number): Promise<void> {
     const friends = await this.contacts.friends(user);
     if (friends.length) this.delivery.toUsers(friends, { t: 'presence', user, online, lastSeen });

@@ -117,6 +117,7 @@ async function remoteEngine(settings: Settings, gateway: ReturnType<typeof creat
     request: (who, type, params) => engine.request(who, type, params),
     connected: (who) => engine.connected(who),
     disconnected: (who) => engine.disconnected(who),
+    refresh: (sessions) => engine.refresh(sessions),
     async close() { relay.close(); await bus.close(); },
   };
 }

@@ -110,6 +110,17 @@ export function createGateway({ settings, verifier, log, now = Date.now }: Gatew
   }, BACKPRESSURE_SWEEP_MS);
   sweep.unref();
 
+  // Keep this gateway's devices present in a shared registry: sessions not refreshed within
+  // presenceSessionTtlMs are taken for a dead gateway's and expire.
+  const presenceTimer = setInterval(() => {
+    const engine = attached;
+    if (!engine?.refresh) return;
+    const live = [...sockets].map((ws) => ws.getUserData()).filter((c) => !c.closed && c.stage === 'ready' && c.who).map((c) => c.who!);
+    if (live.length === 0) return;
+    ctx.track(engine.refresh(live).catch((err: unknown) => log.warn({ err, sessions: live.length }, 'presence refresh failed')));
+  }, Math.max(250, Math.floor(settings.presenceSessionTtlMs / 3)));
+  presenceTimer.unref();
+
   return {
     delivery,
     metrics,
@@ -147,6 +158,7 @@ export function createGateway({ settings, verifier, log, now = Date.now }: Gatew
       closing ??= (async () => {
         draining = true;
         clearInterval(sweep);
+        clearInterval(presenceTimer);
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
         listenSocket = undefined;
         for (const ws of [...sockets]) closeSocket(ws, CloseCodes.going_away.code, 'going_away');

@@ -17,7 +17,8 @@ const keyspace = `lantern_e2e_${randomBytes(4).toString('hex')}`;
 const admin = createCqlClient({ contactPoints: cassandra.contactPoints, localDataCenter: cassandra.localDataCenter });
 await migrate(admin, keyspace, { replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}" });
 const secret = randomBytes(24).toString('base64url');
-const common = { natsUrl: nats.url, logLevel: 'warn' as const };
+// A short presence TTL so the test sees sessions outlive it only through the gateways' refreshes.
+const common = { natsUrl: nats.url, logLevel: 'warn' as const, presenceSessionTtlMs: 1200 };
 const worker = await startWorker({
   ...common, redisUrl: redis.url, cqlContactPoints: cassandra.contactPoints.join(','), cqlLocalDc: cassandra.localDataCenter, cqlKeyspace: keyspace,
 });
@@ -88,4 +89,20 @@ t.test('a device that was offline syncs what it missed through the other gateway
   t.equal(r.more, false);
   await dave.close();
   await back.close();
+});
+
+t.test('presence stays online past the session TTL because gateways refresh their sessions', async (t) => {
+  const frank = await connect(gwA, 'frank');
+  const gina = await connect(gwB, 'gina');
+  await frank.req('contact.request', { user: 'gina' });
+  await gina.req('contact.accept', { user: 'frank' });
+  const started = Date.now();
+  // Three TTLs: without refreshes the Redis sessions would have expired twice over.
+  while (Date.now() - started < 3600) await new Promise((r) => setTimeout(r, 200));
+  const seen = await gina.req('presence', { users: ['frank'] });
+  t.same(seen.presence.map((p) => [p.user, p.online]), [['frank', true]]);
+  await frank.close();
+  const off = await gina.waitFor((f) => f.t === 'presence' && f.user === 'frank' && !f.online);
+  t.ok(off.t === 'presence' && off.lastSeen > 0, 'offline announced when the last device leaves');
+  await gina.close();
 });
