@@ -193,3 +193,38 @@ export interface Bus {
   flush(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * A small shared key/value of leases with compare-and-set and expiry: who owns a partition, which
+ * workers are alive. In-process for tests and embedded mode; a NATS JetStream KV bucket when
+ * distributed (docs/decisions/0006, partition ownership).
+ *
+ * - Keys are dot-separated tokens of `A-Z a-z 0-9 - _ = /` (what a NATS KV key allows), e.g.
+ *   `p.12`, `w.worker-1`. The value of an entry is its owner, an opaque non-empty string.
+ * - Every successful write (claim, renew) gives the entry a new revision, larger than any revision
+ *   the store handed out before, and restarts its life: an entry expires `ttlMs` after its last
+ *   write at the store and is then absent (claimable by anyone, missing from holders()).
+ * - renew() and release() are compare-and-set on the revision: they succeed only if the entry's
+ *   current revision is the one given, so a caller whose lease expired (and was maybe claimed by
+ *   someone else) can neither extend nor delete it.
+ * - What a caller may assume: when claim()/renew() resolves a revision, it held the lease at the
+ *   store at that moment, and the store will not let anyone else claim it for ttlMs after the
+ *   write. The write happens after the caller SENT the call, so the caller must stop acting as
+ *   owner before `ttlMs` has passed since it SENT its last successful claim/renew (minus a margin
+ *   for clock-rate drift and for telling others it stopped), whether or not later renews fail or
+ *   hang.
+ * - A rejected promise means the store could not be reached or failed: the outcome is unknown
+ *   (the write may have been applied). Nothing is swallowed; the caller decides.
+ */
+export interface LeaseStore {
+  /** How long an entry lives after its last write. The same for every entry of the store. */
+  readonly ttlMs: number;
+  /** Create the entry if absent (or expired, or released). Resolves its revision, or undefined if someone holds it. */
+  claim(key: string, owner: string): Promise<number | undefined>;
+  /** Rewrite the entry if its revision is still `revision`: resolves the new revision, or undefined if the lease was lost. */
+  renew(key: string, owner: string, revision: number): Promise<number | undefined>;
+  /** Delete the entry if its revision is still `revision`. Resolves false if it was not (already lost: nothing done). */
+  release(key: string, owner: string, revision: number): Promise<boolean>;
+  /** Live entries whose key starts with `prefix` (which must end with a dot, e.g. `p.`): key to owner. */
+  holders(prefix: string): Promise<Map<string, string>>;
+}
