@@ -18,6 +18,8 @@ export interface Engine {
   /** Keep these connected devices registered as present (a gateway calls it every few seconds;
    *  a shared presence registry forgets sessions whose gateway stops refreshing them). */
   refresh?(sessions: readonly DeviceSession[]): Promise<void>;
+  /** Drop cached conversation state matching `matches` (a worker that acquires a partition calls it). */
+  forget?(matches: (conv: string) => boolean): void;
   /** The store epoch sent in `welcome`. */
   readonly epoch: string;
   close(): Promise<void>;

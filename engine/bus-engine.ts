@@ -94,8 +94,8 @@ export class BusEngine implements Engine {
 }
 
 /**
- * Serve an engine on the bus. `subjects` are what this worker answers: the shared user subject
- * and the partition subjects it owns (all of them, `lantern.conv.*`, until partition leases land).
+ * Serve an engine on the bus. `subjects` are what this worker answers: the shared user subject,
+ * and each partition subject while it holds that partition's lease (engine/partition-leases.ts).
  */
 export function serveEngine(bus: Bus, engine: Engine, subjects: readonly string[], log: Logger = silentLogger): BusSubscription {
   const handle = async (data: Uint8Array): Promise<Uint8Array> => {

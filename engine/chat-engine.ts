@@ -82,6 +82,7 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     connected: (who) => presence.connected(who),
     disconnected: (who) => presence.disconnected(who),
     refresh: (sessions) => presence.refresh(sessions),
+    forget: (matches) => cache.invalidateWhere(matches),
     close: () => store.close(),
   };
 }

@@ -93,6 +93,12 @@ export class ConversationCache {
     return this.states.get(conv);
   }
 
+  /** Forget every idle cached conversation matching `matches` (e.g. a partition this worker just acquired:
+   *  another owner may have written to it since it was cached). */
+  invalidateWhere(matches: (conv: string) => boolean): void {
+    for (const id of [...this.states.keys()]) if (matches(id) && !this.isBusy(id)) this.states.delete(id);
+  }
+
   /** Forget a conversation (after a failed write its view may be stale). */
   invalidate(conv: string): void {
     this.states.delete(conv);

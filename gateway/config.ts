@@ -19,6 +19,7 @@ export interface Settings extends FrameLimits, EngineSettings {
   readonly cqlLocalDc: string;
   readonly cqlKeyspace: string;
   readonly partitions: number;
+  readonly partitionLeaseMs: number;
   readonly engineTimeoutMs: number;
   readonly presenceSessionTtlMs: number;
   readonly host: string;
@@ -101,6 +102,7 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   cqlLocalDc: { default: 'datacenter1', doc: 'Local data center for token-aware, DC-aware routing (worker mode).', parse: text() },
   cqlKeyspace: { default: 'lantern', doc: 'Keyspace of the chat store; create it with `lantern migrate`.', parse: text() },
   partitions: { default: 64, doc: 'Conversation partitions over which workers share sequencing; the same on every gateway and worker.', parse: int(1, 4096) },
+  partitionLeaseMs: { default: 6_000, doc: 'Lease on a partition (NATS KV): a dead worker\'s partitions move to others within about this long (worker mode).', parse: int(1_000, 600_000) },
   engineTimeoutMs: { default: 5_000, doc: 'How long a gateway waits for a worker before answering `timeout` (gateway mode).', parse: int(100, 600_000) },
   presenceSessionTtlMs: { default: 60_000, doc: 'Presence sessions expire this long after the last refresh when their gateway dies (worker mode).', parse: int(1_000, 3_600_000) },
   host: { default: '127.0.0.1', doc: 'Interface to listen on (0.0.0.0 for all).', parse: text() },

@@ -3,7 +3,10 @@
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { USER_SUBJECT, serveEngine } from '../engine/bus-engine.ts';
+import { randomUUID } from 'node:crypto';
+import { USER_SUBJECT, partitionOf, serveEngine } from '../engine/bus-engine.ts';
+import { PartitionOwnership } from '../engine/partition-leases.ts';
+import { NatsKvLeaseStore } from '../storage/nats/lease-store.ts';
 import { BusDelivery } from '../engine/bus-delivery.ts';
 import { createChatEngine } from '../engine/chat-engine.ts';
 import type { Logger } from '../engine/ports.ts';
@@ -17,6 +20,8 @@ import { engineSettingsOf, loadSettings, type Settings } from './config.ts';
 export interface RunningWorker {
   settings: Settings;
   epoch: string;
+  /** Partitions this worker serves right now. */
+  owned(): number[];
   close(): Promise<void>;
 }
 
@@ -45,17 +50,31 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
       settings: engineSettingsOf(settings),
       log,
     });
-    // Until partition leases land (docs/decisions/0006), every worker serves every partition; the
-    // store's compare-and-set on the head keeps concurrent writers from forking a timeline.
-    const served = serveEngine(bus, engine, [USER_SUBJECT, 'lantern.conv.*'], log);
+    // Any worker answers user requests; each conversation partition has one owner at a time
+    // (leases in NATS KV), the single writer of its sequences. The store's compare-and-set on the
+    // head fences a paused former owner.
+    const served = serveEngine(bus, engine, [USER_SUBJECT], log);
+    const { partitions } = settings;
+    const ownership = new PartitionOwnership({
+      leases: await NatsKvLeaseStore.open(nc, { ttlMs: settings.partitionLeaseMs }),
+      bus,
+      workerId: randomUUID(),
+      partitions,
+      serve: (subject) => serveEngine(bus, engine, [subject], log),
+      onAcquire: (p) => engine.forget?.((conv) => partitionOf(conv, partitions) === p),
+      log,
+    });
+    await ownership.start();
     await bus.flush();
     log.info({ nats: settings.natsUrl, keyspace: settings.cqlKeyspace, epoch: engine.epoch }, 'worker serving');
     let closing: Promise<void> | undefined;
     return {
       settings,
       epoch: engine.epoch,
+      owned: () => ownership.owned(),
       close() {
         closing ??= (async () => {
+          await ownership.stop();
           served.unsubscribe();
           await bus.close();
           await engine.close();

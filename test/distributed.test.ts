@@ -1,4 +1,5 @@
-// Distributed mode end to end: two gateway shards and an engine worker over a real nats-server,
+// Distributed mode end to end: two gateway shards and two engine workers (sharing the conversation
+// partitions through leases) over a real nats-server,
 // redis-server and Cassandra. Users on different gateways talk as if on one.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
@@ -19,14 +20,23 @@ await migrate(admin, keyspace, { replication: "{'class': 'SimpleStrategy', 'repl
 const secret = randomBytes(24).toString('base64url');
 // A short presence TTL so the test sees sessions outlive it only through the gateways' refreshes.
 const common = { natsUrl: nats.url, logLevel: 'warn' as const, presenceSessionTtlMs: 1200 };
-const worker = await startWorker({
+const workerSettings = {
   ...common, redisUrl: redis.url, cqlContactPoints: cassandra.contactPoints.join(','), cqlLocalDc: cassandra.localDataCenter, cqlKeyspace: keyspace,
-});
+  partitions: 8, partitionLeaseMs: 1500,
+};
+const workers = [await startWorker(workerSettings), await startWorker(workerSettings)];
+// Wait until the two workers share the partitions (the first claims all, then hands back its extras).
+for (const deadline = Date.now() + 20_000; ;) {
+  const owned = workers.map((w) => w.owned().length);
+  if (owned.every((n) => n > 0) && owned[0]! + owned[1]! === 8) break;
+  if (Date.now() > deadline) throw new Error(`workers did not share the partitions: ${owned.join('/')}`);
+  await new Promise((r) => setTimeout(r, 50));
+}
 const gateways: RunningLantern[] = [];
-for (let i = 0; i < 2; i++) gateways.push(await startLantern({ ...common, mode: 'gateway', port: 0, jwtSecret: secret }));
+for (let i = 0; i < 2; i++) gateways.push(await startLantern({ ...common, mode: 'gateway', port: 0, jwtSecret: secret, partitions: 8 }));
 t.teardown(async () => {
   for (const g of gateways) await g.close();
-  await worker.close();
+  for (const w of workers) await w.close();
   await admin.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
   await admin.shutdown();
   await nats.close();
