@@ -55,11 +55,23 @@ export interface BusEngineOptions {
 export class BusEngine implements Engine {
   private constructor(private readonly bus: Bus, private readonly options: BusEngineOptions, readonly epoch: string) {}
 
-  /** Connect to the workers: learns the store epoch (sent in every welcome). */
-  static async connect(bus: Bus, options: BusEngineOptions): Promise<BusEngine> {
+  /**
+   * Connect to the workers and learn the store epoch (sent in every welcome). Gateways may start
+   * before any worker serves: keep asking until `waitForWorkersMs` passes (readyz says 503 meanwhile).
+   */
+  static async connect(bus: Bus, options: BusEngineOptions & { waitForWorkersMs?: number }): Promise<BusEngine> {
     const probe = new BusEngine(bus, options, '');
-    const epoch = await probe.call('$epoch', {}, { user: '', device: '', session: '' }) as string;
-    return new BusEngine(bus, options, epoch);
+    const deadline = Date.now() + (options.waitForWorkersMs ?? 60_000);
+    for (;;) {
+      try {
+        const epoch = await probe.call('$epoch', {}, { user: '', device: '', session: '' }) as string;
+        return new BusEngine(bus, options, epoch);
+      } catch (err) {
+        const retryable = err instanceof LanternError && (err.error === 'unavailable' || err.error === 'timeout');
+        if (!retryable || Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
   }
 
   request<T extends RequestType>(who: DeviceSession, type: T, params: RequestParams<T>): Promise<RequestResult<T>> {
