@@ -20,6 +20,8 @@ export interface Engine {
   refresh?(sessions: readonly DeviceSession[]): Promise<void>;
   /** Drop cached conversation state matching `matches` (a worker that acquires a partition calls it). */
   forget?(matches: (conv: string) => boolean): void;
+  /** Ids of the groups `user` is a member of (a distributed gateway subscribes to their events). */
+  groups?(user: string): Promise<string[]>;
   /** The store epoch sent in `welcome`. */
   readonly epoch: string;
   close(): Promise<void>;

@@ -23,7 +23,7 @@ const CONVERSATION_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>([
 ]);
 
 /** Internal calls that are not client requests. */
-type Internal = '$connected' | '$disconnected' | '$epoch' | '$refresh';
+type Internal = '$connected' | '$disconnected' | '$epoch' | '$refresh' | '$groups';
 
 /** Bus frames are worker-to-gateway traffic (sync pages, member lists): far larger than client frames. */
 const BUS_LIMITS: FrameLimits = Object.freeze({
@@ -83,6 +83,9 @@ export class BusEngine implements Engine {
   async refresh(sessions: readonly DeviceSession[]): Promise<void> {
     await this.call('$refresh', { sessions: sessions.map(({ user, device, session }) => ({ user, device, session })) }, { user: '', device: '', session: '' });
   }
+  async groups(user: string): Promise<string[]> {
+    return await this.call('$groups', { user }, { user: '', device: '', session: '' }) as string[];
+  }
   async close(): Promise<void> {}
 
   private async call(t: RequestType | Internal, p: Record<string, unknown>, who: DeviceSession): Promise<unknown> {
@@ -137,6 +140,7 @@ async function dispatch(engine: Engine, call: Call): Promise<unknown> {
     case '$connected': await engine.connected(call.who); return null;
     case '$disconnected': await engine.disconnected(call.who); return null;
     case '$refresh': await engine.refresh?.(call.p['sessions'] as DeviceSession[]); return null;
+    case '$groups': return engine.groups ? engine.groups(String(call.p['user'])) : [];
     default: return engine.request(call.who, call.t as RequestType, call.p as never);
   }
 }

@@ -5,7 +5,7 @@ import { DEFAULT_ENGINE_SETTINGS, type DeviceSession, type Engine, type EngineSe
 import { Contacts } from './contacts.ts';
 import { ConversationCache } from './conversation-state.ts';
 import { ConversationWriter } from './conversation-writer.ts';
-import { Conversations, directConversationId } from './conversations.ts';
+import { Conversations, directConversationId, isGroupConversation } from './conversations.ts';
 import { Messaging } from './messaging.ts';
 import { silentLogger, systemClock, type ChatStore, type Clock, type Delivery, type Logger, type PresenceRegistry } from './ports.ts';
 import { Presence } from './presence.ts';
@@ -83,6 +83,7 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     disconnected: (who) => presence.disconnected(who),
     refresh: (sessions) => presence.refresh(sessions),
     forget: (matches) => cache.invalidateWhere(matches),
+    groups: async (user) => (await store.listUserConversations(user)).map((m) => m.conv).filter(isGroupConversation),
     close: () => store.close(),
   };
 }

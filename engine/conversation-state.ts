@@ -3,7 +3,7 @@
 // it), so membership checks against this view happen in the same serialized step as the commit
 // and cannot race with a concurrent remove.
 import { LanternError } from '../protocol/errors.ts';
-import type { Membership, StoredConversation, TimelineStore } from './ports.ts';
+import type { ConversationAudience, Membership, StoredConversation, TimelineStore } from './ports.ts';
 
 export class ConversationState {
   readonly members = new Map<string, Membership>();
@@ -14,6 +14,16 @@ export class ConversationState {
   blocked: boolean | undefined;
   /** Bumped by every reset of `blocked`, so a check that raced with a block does not cache a stale answer. */
   blockGeneration = 0;
+
+  /** False until the first event after this state was loaded is published (see ConversationAudience.reannounce). */
+  private announced = false;
+
+  /** The audience of an event now: everyone in `memberIds`, with the membership change it makes. */
+  audience(change: Omit<ConversationAudience, 'members' | 'reannounce'> & { members?: readonly string[] } = {}): ConversationAudience {
+    const reannounce = !this.announced;
+    this.announced = true;
+    return { ...change, members: change.members ?? this.memberIds, ...(reannounce ? { reannounce } : {}) };
+  }
 
   resetBlocked(): void {
     this.blocked = undefined;

@@ -128,11 +128,18 @@ export class ConversationWriter {
     const last = commit.messages.at(-1);
     if (last) state.meta = { ...state.meta, head: last.seq };
     const before = state.memberIds;
+    const wasMember = new Set(before);
     state.applyMembers(request.putMembers, request.removeMembers);
     // A membership batch only adds or only removes, so the larger set is everyone concerned:
     // added users see their invitation, removed users see their removal.
-    const recipients = state.memberIds.length >= before.length ? state.memberIds : before;
-    for (const m of commit.messages) this.delivery.toUsers(recipients, { t: 'msg', m });
+    const members = state.memberIds.length >= before.length ? state.memberIds : before;
+    const added = request.putMembers?.map((m) => m.user).filter((u) => !wasMember.has(u));
+    const removed = request.removeMembers?.filter((u) => wasMember.has(u));
+    for (const m of commit.messages) {
+      this.delivery.toConversation(conv, { t: 'msg', m }, state.audience({
+        members, ...(added?.length ? { added } : {}), ...(removed?.length ? { removed } : {}),
+      }));
+    }
     for (const { item, change } of accepted) item.resolve(change);
   }
 }

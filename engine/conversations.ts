@@ -14,6 +14,13 @@ export function directConversationId(a: string, b: string): string {
   return `d:${x.length}:${x}:${y}`;
 }
 
+const GROUP_PREFIX = 'g:';
+
+/** Group ids are `g:<uuid>`; direct ids `d:...` (directConversationId). */
+export function isGroupConversation(conv: string): boolean {
+  return conv.startsWith(GROUP_PREFIX);
+}
+
 /** The other user of a direct conversation id, seen from `user`. */
 export function directPeer(conv: string, user: string): string | undefined {
   const m = /^d:(\d+):/.exec(conv);
@@ -97,7 +104,7 @@ export class Conversations {
     }
     const state = new ConversationState({ ...meta, head: messages.length, memberCount: members.length }, members);
     this.cache.put(state);
-    for (const m of messages) this.delivery.toUsers(state.memberIds, { t: 'msg', m });
+    for (const m of messages) this.delivery.toConversation(id, { t: 'msg', m }, state.audience({ added: state.memberIds }));
     return state;
   }
 
@@ -107,7 +114,7 @@ export class Conversations {
     if (invited.length + 1 > this.settings.maxGroupMembers) {
       throw new LanternError('group_full', `a group holds at most ${this.settings.maxGroupMembers} members`, { field: 'members' });
     }
-    const id = `g:${randomUUID()}`;
+    const id = `${GROUP_PREFIX}${randomUUID()}`;
     const members: Membership[] = [
       { conv: id, user: who.user, role: 'owner', joined: 0 },
       ...invited.map((user) => ({ conv: id, user, role: 'member' as MemberRole, joined: 0 })),

@@ -113,7 +113,7 @@ export class Messaging {
     const before = await this.store.getReadCursor(p.conv, who.user);
     if (target <= before) return { conv: p.conv, read: before };
     const read = await this.store.advanceReadCursor(p.conv, who.user, target);
-    if (read > before) this.delivery.toUsers(state.memberIds, { t: 'receipt', conv: p.conv, user: who.user, seq: read });
+    if (read > before) this.delivery.toConversation(p.conv, { t: 'receipt', conv: p.conv, user: who.user, seq: read }, state.audience());
     return { conv: p.conv, read };
   }
 
@@ -129,8 +129,7 @@ export class Messaging {
   async typing(who: DeviceSession, p: RequestParams<'typing'>): Promise<RequestResult<'typing'>> {
     const state = await this.cache.require(p.conv);
     state.requireMember(who.user);
-    const others = state.memberIds.filter((u) => u !== who.user);
-    if (others.length) this.delivery.toUsers(others, { t: 'typing', conv: p.conv, user: who.user, on: p.on });
+    if (state.memberIds.length > 1) this.delivery.toConversation(p.conv, { t: 'typing', conv: p.conv, user: who.user, on: p.on }, state.audience({ except: who.user }));
     return {};
   }
 }

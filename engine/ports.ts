@@ -143,7 +143,35 @@ export interface PresenceRegistry {
  * slow consumers). Delivery is best effort: clients heal gaps with sync.
  */
 export interface Delivery {
+  /** An event for these users (contacts, presence: addressed to people, not to a conversation). */
   toUsers(users: readonly string[], event: ServerEvent): void;
+  /**
+   * An event for the members of a conversation. Distributed delivery publishes a group's events
+   * once on the conversation's subject and lets each gateway fan out to its local members, so the
+   * audience also says how membership changes with this event (docs/decisions/0006, delivery).
+   */
+  toConversation(conv: string, event: ServerEvent, audience: ConversationAudience): void;
+}
+
+export interface ConversationAudience {
+  /** Everyone who gets the event: the members after it, plus the users it removes. */
+  readonly members: readonly string[];
+  /** Users this event makes members: they learn of the conversation through it. */
+  readonly added?: readonly string[];
+  /** Users this event removes: they get this event and none after it. */
+  readonly removed?: readonly string[];
+  /** A member who does not get the event (the typist, for typing). */
+  readonly except?: string;
+  /** Set on the first event after the engine loaded the conversation's state: delivery that caches
+   *  membership elsewhere re-announces the full member list, in case a change was committed and
+   *  never published (a worker crashed in between). */
+  readonly reannounce?: boolean;
+}
+
+/** The users an audience reaches (what an in-process delivery sends to). */
+export function audienceUsers(audience: ConversationAudience): readonly string[] {
+  const { members, except } = audience;
+  return except === undefined ? members : members.filter((u) => u !== except);
 }
 
 export interface Clock { now(): number }

@@ -3,7 +3,7 @@
 // each socket's frames for this event-loop turn under one cork. (uWS topic publish cannot be
 // corked across sockets from outside a uWS callback, so it costs a syscall per socket per event,
 // and it hides which sockets it skipped; here a dropped event marks exactly that socket lagging.)
-import type { Delivery } from '../engine/ports.ts';
+import { audienceUsers, type ConversationAudience, type Delivery } from '../engine/ports.ts';
 import { encodeFrame } from '../protocol/codec.ts';
 import type { ServerEvent } from '../protocol/frames.ts';
 import type { Socket } from './connection.ts';
@@ -20,6 +20,7 @@ export interface UserInterest {
 
 export class SocketDelivery implements Delivery {
   private readonly byUser = new Map<string, Set<Socket>>();
+  private readonly ready = new Map<string, Promise<void>>();
   private interest: UserInterest | undefined;
 
   constructor(private readonly metrics: GatewayMetrics) {}
@@ -29,16 +30,18 @@ export class SocketDelivery implements Delivery {
     this.interest = interest;
   }
 
-  /** Register a device socket; resolves once events for its user reach this gateway. */
-  async add(user: string, ws: Socket): Promise<void> {
+  /** Register a device socket; resolves once events for its user reach this gateway (rejects if
+   *  they cannot: the caller closes the socket, which removes it). */
+  add(user: string, ws: Socket): Promise<void> {
     let set = this.byUser.get(user);
-    const first = !set;
     if (!set) {
       set = new Set();
       this.byUser.set(user, set);
+      // Later sockets of the user wait for the same subscription as the first.
+      this.ready.set(user, this.interest ? this.interest.firstSocket(user) : Promise.resolve());
     }
     set.add(ws);
-    if (first && this.interest) await this.interest.firstSocket(user);
+    return this.ready.get(user)!;
   }
 
   remove(user: string, ws: Socket): void {
@@ -47,8 +50,14 @@ export class SocketDelivery implements Delivery {
     set.delete(ws);
     if (set.size === 0) {
       this.byUser.delete(user);
+      this.ready.delete(user);
       this.interest?.lastSocket(user);
     }
+  }
+
+  /** Whether the user has a socket here. */
+  has(user: string): boolean {
+    return this.byUser.has(user);
   }
 
   /** Queue an already encoded event (relayed from a worker) to every socket of a user here. */
@@ -59,6 +68,10 @@ export class SocketDelivery implements Delivery {
       if (!ws.getUserData().closed) enqueue(ws, bytes, false, this.metrics);
     }
     this.metrics.eventsPublished++;
+  }
+
+  toConversation(_conv: string, event: ServerEvent, audience: ConversationAudience): void {
+    this.toUsers(audienceUsers(audience), event);
   }
 
   toUsers(users: readonly string[], event: ServerEvent): void {

@@ -47,7 +47,14 @@ export async function handleHello(ctx: GatewayContext, ws: Socket, hello: HelloF
   }
   clearTimeout(conn.helloTimer);
   conn.stage = 'ready';
-  await ctx.delivery.add(who.user, ws);
+  try {
+    await ctx.delivery.add(who.user, ws);
+  } catch (err) {
+    // Events could not be routed here (distributed mode: the engine did not list the user's groups).
+    ctx.log.error({ err, ...who }, 'could not subscribe to the user\'s events');
+    if (!conn.closed) closeSocket(ws, CloseCodes.server_error.code, 'server_error');
+    return;
+  }
   if (conn.closed) return;
   ctx.metrics.authenticatedConnections++;
   const s = ctx.settings;

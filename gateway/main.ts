@@ -108,9 +108,16 @@ async function remoteEngine(settings: Settings, gateway: ReturnType<typeof creat
   const { BusRelay } = await import('./bus-relay.ts');
   const nc = await connect({ servers: settings.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'lantern-gateway' });
   const bus = new NatsBus(nc, log);
-  const relay = new BusRelay(bus, gateway.delivery);
-  gateway.delivery.setInterest(relay);
   const engine = await BusEngine.connect(bus, { partitions: settings.partitions, requestTimeoutMs: settings.engineTimeoutMs });
+  const relay = new BusRelay(bus, gateway.delivery, (user) => engine.groups(user), log);
+  gateway.delivery.setInterest(relay);
+  // Notices published while we were disconnected are lost: the relay re-reads membership.
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') relay.connectionLost();
+      else if (status.type === 'reconnect') relay.connectionRestored();
+    }
+  })().catch((err: unknown) => log.error({ err }, 'bus status watch failed'));
   // The gateway owns the bus: closing the engine (last step of gateway.close) drains it.
   return {
     epoch: engine.epoch,

@@ -4,7 +4,7 @@ import { MemoryPresenceRegistry } from '../../storage/memory/presence-registry.t
 import type { RequestParams, RequestResult, RequestType, ServerEvent } from '../../protocol/frames.ts';
 import type { DeviceSession, Engine, EngineSettings } from '../api.ts';
 import { createChatEngine } from '../chat-engine.ts';
-import type { ChatStore, Delivery } from '../ports.ts';
+import { audienceUsers, type ChatStore, type ConversationAudience, type Delivery } from '../ports.ts';
 
 export class RecordingDelivery implements Delivery {
   readonly events = new Map<string, ServerEvent[]>();
@@ -14,6 +14,9 @@ export class RecordingDelivery implements Delivery {
       if (!list) { list = []; this.events.set(u, list); }
       list.push(event);
     }
+  }
+  toConversation(_conv: string, event: ServerEvent, audience: ConversationAudience): void {
+    this.toUsers(audienceUsers(audience), event);
   }
   of<T extends ServerEvent['t']>(user: string, t: T): Array<Extract<ServerEvent, { t: T }>> {
     return (this.events.get(user) ?? []).filter((e): e is Extract<ServerEvent, { t: T }> => e.t === t);
