@@ -10,6 +10,7 @@ import type { RequestParams, RequestResult, RequestType } from '../protocol/fram
 import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../protocol/limits.ts';
 import type { DeviceSession, Engine } from './api.ts';
 import { directConversationId } from './conversations.ts';
+import { inlineReplyEncoder, type ReplyEncoder } from './reply-encoder.ts';
 import { BusNoRespondersError, BusTimeoutError, type Bus, type BusSubscription, type Logger, silentLogger } from './ports.ts';
 
 export const USER_SUBJECT = 'lantern.user';
@@ -112,7 +113,9 @@ export class BusEngine implements Engine {
  * Serve an engine on the bus. `subjects` are what this worker answers: the shared user subject,
  * and each partition subject while it holds that partition's lease (engine/partition-leases.ts).
  */
-export function serveEngine(bus: Bus, engine: Engine, subjects: readonly string[], log: Logger = silentLogger): BusSubscription {
+export function serveEngine(
+  bus: Bus, engine: Engine, subjects: readonly string[], log: Logger = silentLogger, encoder: ReplyEncoder = inlineReplyEncoder,
+): BusSubscription {
   const handle = async (data: Uint8Array): Promise<Uint8Array> => {
     let reply: Reply;
     try {
@@ -128,7 +131,7 @@ export function serveEngine(bus: Bus, engine: Engine, subjects: readonly string[
         reply = { error: 'internal', msg: 'internal server error; the request may be retried' };
       }
     }
-    return encodeFrame(reply);
+    return encoder.encode(reply);
   };
   const subs = subjects.map((s) => bus.serve(s, handle, { queue: WORKER_QUEUE }));
   return { unsubscribe: () => { for (const s of subs) s.unsubscribe(); } };

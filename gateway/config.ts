@@ -21,6 +21,8 @@ export interface Settings extends FrameLimits, EngineSettings {
   readonly partitions: number;
   readonly partitionLeaseMs: number;
   readonly engineTimeoutMs: number;
+  readonly encodeThreads: number;
+  readonly encodeOffloadItems: number;
   readonly presenceSessionTtlMs: number;
   readonly host: string;
   readonly port: number;
@@ -104,6 +106,8 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   partitions: { default: 64, doc: 'Conversation partitions over which workers share sequencing; the same on every gateway and worker.', parse: int(1, 4096) },
   partitionLeaseMs: { default: 6_000, doc: 'Lease on a partition (NATS KV): a dead worker\'s partitions move to others within about this long (worker mode).', parse: int(1_000, 600_000) },
   engineTimeoutMs: { default: 5_000, doc: 'How long a gateway waits for a worker before answering `timeout` (gateway mode).', parse: int(100, 600_000) },
+  encodeThreads: { default: 1, doc: 'piscina threads a worker encodes large replies on (sync pages, long histories); 0 encodes on the event loop (worker mode).', parse: int(0, 64) },
+  encodeOffloadItems: { default: 100, doc: 'Replies with at least this many messages/conversations/contacts are encoded on those threads (worker mode).', parse: int(1, 1_000_000) },
   presenceSessionTtlMs: { default: 60_000, doc: 'Presence sessions expire this long after the last refresh when their gateway dies (worker mode).', parse: int(1_000, 3_600_000) },
   host: { default: '127.0.0.1', doc: 'Interface to listen on (0.0.0.0 for all).', parse: text() },
   port: { default: 8080, doc: 'TCP port for WebSocket and HTTP; 0 picks a free port.', parse: int(0, 65535) },

@@ -9,6 +9,7 @@ import { PartitionOwnership } from '../engine/partition-leases.ts';
 import { NatsKvLeaseStore } from '../storage/nats/lease-store.ts';
 import { BusDelivery } from '../engine/bus-delivery.ts';
 import { createChatEngine } from '../engine/chat-engine.ts';
+import { createReplyEncoder } from '../engine/reply-encoder.ts';
 import type { Logger } from '../engine/ports.ts';
 import { CqlChatStore } from '../storage/cql/chat-store.ts';
 import { createCqlClient } from '../storage/cql/client.ts';
@@ -53,14 +54,15 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
     // Any worker answers user requests; each conversation partition has one owner at a time
     // (leases in NATS KV), the single writer of its sequences. The store's compare-and-set on the
     // head fences a paused former owner.
-    const served = serveEngine(bus, engine, [USER_SUBJECT], log);
+    const encoder = createReplyEncoder({ threads: settings.encodeThreads, minItems: settings.encodeOffloadItems });
+    const served = serveEngine(bus, engine, [USER_SUBJECT], log, encoder);
     const { partitions } = settings;
     const ownership = new PartitionOwnership({
       leases: await NatsKvLeaseStore.open(nc, { ttlMs: settings.partitionLeaseMs }),
       bus,
       workerId: randomUUID(),
       partitions,
-      serve: (subject) => serveEngine(bus, engine, [subject], log),
+      serve: (subject) => serveEngine(bus, engine, [subject], log, encoder),
       onAcquire: (p) => engine.forget?.((conv) => partitionOf(conv, partitions) === p),
       log,
     });
@@ -78,6 +80,7 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
           served.unsubscribe();
           await bus.close();
           await engine.close();
+          await encoder.close();
           await cql.shutdown();
           redis.disconnect();
         })();
