@@ -18,6 +18,8 @@ export interface Engine {
   /** Keep these connected devices registered as present (a gateway calls it every few seconds;
    *  a shared presence registry forgets sessions whose gateway stops refreshing them). */
   refresh?(sessions: readonly DeviceSession[]): Promise<void>;
+  /** Announce offline the users whose sessions expired because their gateway died; resolves how many. */
+  sweep?(): Promise<number>;
   /** Drop cached conversation state matching `matches` (a worker that acquires a partition calls it). */
   forget?(matches: (conv: string) => boolean): void;
   /** Ids of the groups `user` is a member of (a distributed gateway subscribes to their events). */

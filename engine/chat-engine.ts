@@ -82,6 +82,7 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     connected: (who) => presence.connected(who),
     disconnected: (who) => presence.disconnected(who),
     refresh: (sessions) => presence.refresh(sessions),
+    sweep: () => presence.sweep(),
     forget: (matches) => cache.invalidateWhere(matches),
     groups: async (user) => (await store.listUserConversations(user)).map((m) => m.conv).filter(isGroupConversation),
     close: () => store.close(),

@@ -135,6 +135,12 @@ export interface PresenceRegistry {
    * resolves to the users that had no live session before, so they can be announced online again.
    */
   refresh(sessions: ReadonlyArray<{ user: string; session: string }>): Promise<string[]>;
+  /**
+   * Users whose sessions all expired without remove() (their gateway died), each reported to
+   * exactly one caller, with an estimate of when they were last seen. Only registries whose
+   * sessions expire have it (a shared registry in distributed mode).
+   */
+  takeExpired?(limit?: number): Promise<Array<{ user: string; lastSeen: number }>>;
 }
 
 /**

@@ -35,6 +35,16 @@ export class Presence {
     for (const user of revived) await this.announce(user, true, ts);
   }
 
+  /** Announce offline the users whose gateway died (their sessions expired unrefreshed). */
+  async sweep(): Promise<number> {
+    const expired = await this.registry.takeExpired?.() ?? [];
+    for (const { user, lastSeen } of expired) {
+      await this.store.setLastSeen(user, lastSeen);
+      await this.announce(user, false, lastSeen);
+    }
+    return expired.length;
+  }
+
   private async announce(user: string, online: boolean, lastSeen: number): Promise<void> {
     const friends = await this.contacts.friends(user);
     if (friends.length) this.delivery.toUsers(friends, { t: 'presence', user, online, lastSeen });

@@ -67,6 +67,17 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
       log,
     });
     await ownership.start();
+    // Every worker sweeps; the registry hands each expired user to one of them.
+    let sweeping = false;
+    const sweeper = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      engine.sweep!()
+        .then((n) => { if (n) log.info({ users: n }, 'announced offline: sessions expired without a disconnect'); })
+        .catch((err: unknown) => log.warn({ err }, 'presence sweep failed; retrying next interval'))
+        .finally(() => { sweeping = false; });
+    }, settings.presenceSweepMs);
+    sweeper.unref();
     await bus.flush();
     log.info({ nats: settings.natsUrl, keyspace: settings.cqlKeyspace, epoch: engine.epoch }, 'worker serving');
     let closing: Promise<void> | undefined;
@@ -76,6 +87,7 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
       owned: () => ownership.owned(),
       close() {
         closing ??= (async () => {
+          clearInterval(sweeper);
           await ownership.stop();
           served.unsubscribe();
           await bus.close();

@@ -19,12 +19,16 @@
 // expired, then answers, in one step: "first device" and "last device" cannot race.
 //
 // A gateway dies (kill -9, no remove()): its sessions are not refreshed and expire after at most
-// sessionTtlMs; online() stops counting them at once. Nobody is told. The offline transition is
-// observed lazily: remove() of the user's last live session reports true even when dead sessions
-// were still in the set, and add() after everything expired reports a first device. A user whose
-// only sessions died (or whose gateway stalled past the TTL) is never reported offline by this
-// registry: their key just expires. Announcing offline for them is the engine's job (a sweeper,
-// later); online() is read-only and never consumes a transition.
+// sessionTtlMs; online() stops counting them at once. remove() of the user's last live session
+// reports true even when dead sessions were still in the set, and add() after everything expired
+// reports a first device. A user whose only sessions died is found by takeExpired():
+//   `${keyPrefix}{due:<n>}`  ZSET  user -> latest expiry (caller's clock), n = one of DUE_SHARDS
+// add() and refresh() raise the user's entry (ZADD GT), remove() of the last device deletes it.
+// takeExpired() claims entries that are past due with ZREM (one caller wins each), then checks the
+// user's sessions atomically: still online (a refresh raced) puts the entry back; otherwise the
+// user is reported once, to be announced offline. The shards spread the index over slots; the
+// index is a hint checked against the sessions key, so the two need not change atomically.
+// online() is read-only and never consumes a transition.
 //
 // Redis restarts: with AOF (ops/infra.sh) the sessions survive a clean restart. Without
 // persistence, or after failing over to a replica that had not caught up, the registry starts
@@ -32,10 +36,15 @@
 // (sessionTtlMs/3). That is the degraded mode, and it is explicit: refresh() ZADDs (it does not
 // only extend) and returns the users it brought back, so the caller can announce them online
 // again. While Redis is unreachable every call rejects; no call returns a guess.
+import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { PresenceRegistry } from '../../engine/ports.ts';
 
 export const DEFAULT_SESSION_TTL_MS = 60_000;
+/** Shards of the due index: keys in different slots, so no one node holds every user's entry. */
+export const DUE_SHARDS = 16;
+/** The due index outlives every session by far; it expires only if no worker sweeps for this long. */
+const DUE_INDEX_TTL_MS = 24 * 3600_000;
 /** Below this a refresh interval (ttl/3) approaches a round trip; tests use a few hundred ms. */
 export const MIN_SESSION_TTL_MS = 100;
 
@@ -145,12 +154,62 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     return `${this.options.keyPrefix}{u:${user}}:sessions`;
   }
 
+  /** The due-index shard that holds `user`'s entry. */
+  dueKey(user: string): string {
+    return `${this.options.keyPrefix}{due:${dueShard(user)}}`;
+  }
+
   async add(user: string, session: string): Promise<boolean> {
-    return (await this.scripts.lanternPresenceAdd(this.sessionsKey(user), session, this.options.sessionTtlMs)) === 1;
+    const [first] = await Promise.all([
+      this.scripts.lanternPresenceAdd(this.sessionsKey(user), session, this.options.sessionTtlMs),
+      this.markDue([user]),
+    ]);
+    return first === 1;
   }
 
   async remove(user: string, session: string): Promise<boolean> {
-    return (await this.scripts.lanternPresenceRemove(this.sessionsKey(user), session)) === 1;
+    const last = (await this.scripts.lanternPresenceRemove(this.sessionsKey(user), session)) === 1;
+    // Announced by the caller now; the sweeper must not announce it again.
+    if (last) await this.client.zrem(this.dueKey(user), user);
+    return last;
+  }
+
+  /**
+   * Users whose sessions all expired without a remove() (their gateway died or stalled), each
+   * reported to exactly one caller, with when they were last seen (their last refresh). At most
+   * about `limit` per shard per call.
+   */
+  async takeExpired(limit = 500): Promise<Array<{ user: string; lastSeen: number }>> {
+    const now = Date.now();
+    const found: Array<{ user: string; lastSeen: number }> = [];
+    for (let shard = 0; shard < DUE_SHARDS; shard++) {
+      const key = `${this.options.keyPrefix}{due:${shard}}`;
+      const due = await this.client.zrangebyscore(key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit);
+      for (let i = 0; i < due.length; i += 2) {
+        const user = due[i]!;
+        const expiry = Number(due[i + 1]);
+        if (await this.client.zrem(key, user) !== 1) continue; // another sweeper claimed it
+        const [online] = await this.perKey('lanternPresenceOnline', [[this.sessionsKey(user)]]);
+        if (online === 1) await this.markDue([user]); // refreshed meanwhile: watch it again
+        else found.push({ user, lastSeen: expiry - this.options.sessionTtlMs });
+      }
+    }
+    return found;
+  }
+
+  /** Raise the users' due entries to now + ttl (never lower them). */
+  private async markDue(users: readonly string[]): Promise<void> {
+    const expiry = Date.now() + this.options.sessionTtlMs;
+    const byKey = new Map<string, string[]>();
+    for (const user of users) {
+      const key = this.dueKey(user);
+      const list = byKey.get(key);
+      if (list) list.push(user); else byKey.set(key, [user]);
+    }
+    await Promise.all([...byKey].map(async ([key, members]) => {
+      await this.client.zadd(key, 'GT', ...members.flatMap((u) => [expiry, u]));
+      await this.client.pexpire(key, DUE_INDEX_TTL_MS);
+    }));
   }
 
   /** One round trip for any number of users. */
@@ -174,8 +233,10 @@ export class RedisPresenceRegistry implements PresenceRegistry {
       if (list) list.push(session); else byUser.set(user, [session]);
     }
     const users = [...byUser.keys()];
-    const replies = await this.perKey('lanternPresenceRefresh',
-      users.map((user) => [this.sessionsKey(user), this.options.sessionTtlMs, ...byUser.get(user)!]));
+    const [replies] = await Promise.all([
+      this.perKey('lanternPresenceRefresh', users.map((user) => [this.sessionsKey(user), this.options.sessionTtlMs, ...byUser.get(user)!])),
+      this.markDue(users),
+    ]);
     return users.filter((_, i) => replies[i] === 1);
   }
 
@@ -196,4 +257,8 @@ export class RedisPresenceRegistry implements PresenceRegistry {
       return reply;
     });
   }
+}
+
+function dueShard(user: string): number {
+  return createHash('sha1').update(user).digest().readUInt32BE(0) % DUE_SHARDS;
 }

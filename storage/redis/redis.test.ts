@@ -65,7 +65,8 @@ t.test('redis: keys carry the user hash tag and a TTL at the latest session expi
   await registry.add(user, 'phone');
   await registry.add(user, 'laptop');
   const key = `${prefix}{u:${user}}:sessions`;
-  t.same(await client.keys(`${prefix}*`), [key], 'one key per user, with the user in a hash tag');
+  t.same(await client.keys(`${prefix}{u:*`), [key], 'one sessions key per user, with the user in a hash tag');
+  t.same((await client.keys(`${prefix}*`)).sort(), [key, registry.dueKey(user)].sort(), 'plus the user\'s entry in one shard of the due index (presence-sweep.test.ts)');
   t.equal(await client.type(key), 'zset');
   const pttl = await client.pttl(key);
   t.ok(pttl > 9_000 && pttl <= 10_000, `key expires with its sessions (pttl ${pttl})`);
