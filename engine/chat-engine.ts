@@ -6,8 +6,8 @@ import { Contacts } from './contacts.ts';
 import { ConversationCache } from './conversation-state.ts';
 import { ConversationWriter } from './conversation-writer.ts';
 import { Conversations, directConversationId, isGroupConversation } from './conversations.ts';
-import { Messaging } from './messaging.ts';
-import { silentLogger, systemClock, type ChatStore, type Clock, type Delivery, type Logger, type PresenceRegistry } from './ports.ts';
+import { Messaging, SendLimit } from './messaging.ts';
+import { silentLogger, systemClock, type ChatStore, type Clock, type Delivery, type Logger, type PresenceRegistry, type RateLimiter } from './ports.ts';
 import { Presence } from './presence.ts';
 import { Sync } from './sync.ts';
 
@@ -15,6 +15,8 @@ export interface ChatEngineDeps {
   store: ChatStore;
   presence: PresenceRegistry;
   delivery: Delivery;
+  /** Messages per user across all their devices (absent: no per-user limit). */
+  sendLimiter?: RateLimiter;
   settings?: Partial<EngineSettings>;
   clock?: Clock;
   log?: Logger;
@@ -35,7 +37,8 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     const state = cache.peek(directConversationId(a, b));
     state?.resetBlocked();
   });
-  const messaging = new Messaging(store, cache, writer, delivery, settings, clock);
+  const sendLimit = deps.sendLimiter ? new SendLimit(deps.sendLimiter, log, clock) : undefined;
+  const messaging = new Messaging(store, cache, writer, delivery, settings, clock, sendLimit);
   const conversations = new Conversations(store, cache, writer, delivery, settings, clock);
   const sync = new Sync(store, conversations, settings);
   const presence = new Presence(store, deps.presence, contacts, delivery, clock);

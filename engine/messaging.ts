@@ -5,12 +5,39 @@ import type { DeviceSession, EngineSettings } from './api.ts';
 import type { ConversationCache, ConversationState } from './conversation-state.ts';
 import type { ConversationWriter, Operation } from './conversation-writer.ts';
 import { validateBody } from './message-body.ts';
-import type { ChatStore, Clock, Delivery } from './ports.ts';
+import type { ChatStore, Clock, Delivery, Logger, RateLimiter } from './ports.ts';
 
 type SendResult = RequestResult<'send'>;
 
 export function systemMessage(conv: string, seq: number, ts: number, body: SystemBody): Message {
   return { conv, seq, from: body.by, dev: '', cid: '', kind: 'system', body, ts };
+}
+
+/**
+ * The per-user send limit: all of a user's devices, on every gateway, share one bucket. If the
+ * limiter cannot be reached the send goes through (logged): chat stays up when Redis is down,
+ * and each connection is still held to its own frame rate by the gateway.
+ */
+export class SendLimit {
+  private lastWarning = 0;
+  constructor(private readonly limiter: RateLimiter, private readonly log: Logger, private readonly clock: Clock) {}
+
+  async check(user: string): Promise<void> {
+    let wait: number;
+    try {
+      wait = await this.limiter.take(user);
+    } catch (err) {
+      const now = this.clock.now();
+      if (now - this.lastWarning > 10_000) {
+        this.lastWarning = now;
+        this.log.warn({ err }, 'per-user send limit unavailable: sends are not limited per user until it returns');
+      }
+      return;
+    }
+    if (wait > 0) {
+      throw new LanternError('rate_limited', `more than ${this.limiter.ratePerSec} messages/s from this user (burst ${this.limiter.burst})`, { retryAfterMs: wait });
+    }
+  }
 }
 
 export class Messaging {
@@ -24,6 +51,7 @@ export class Messaging {
     private readonly delivery: Delivery,
     private readonly settings: EngineSettings,
     private readonly clock: Clock,
+    private readonly sendLimit: SendLimit | undefined,
   ) {}
 
   async send(who: DeviceSession, p: RequestParams<'send'>): Promise<SendResult> {
@@ -45,6 +73,8 @@ export class Messaging {
       return { conv: p.conv, seq: seen, ts: m?.ts ?? 0, dup: true };
     }
     if (state.meta.type === 'direct') await this.checkNotBlocked(state, who.user);
+    // After the duplicate check: an outbox resending what was already committed is never limited.
+    await this.sendLimit?.check(who.user);
     const op: Operation = {
       changesMembers: false,
       build(s, seq, ts) {

@@ -180,6 +180,19 @@ export function audienceUsers(audience: ConversationAudience): readonly string[]
   return except === undefined ? members : members.filter((u) => u !== except);
 }
 
+/**
+ * A rate limit shared by every process that enforces it (GCRA: a bucket of `burst` tokens refilled
+ * at `ratePerSec`). In-process for embedded mode; Redis when distributed, so a user's devices on
+ * different gateways draw from one bucket. A rejected promise means the limiter could not be
+ * reached: the caller decides whether to fail open.
+ */
+export interface RateLimiter {
+  readonly ratePerSec: number;
+  readonly burst: number;
+  /** Take `cost` tokens (default 1) from `key`'s bucket: resolves 0 if taken, else the ms until they would be (nothing taken). */
+  take(key: string, cost?: number): Promise<number>;
+}
+
 export interface Clock { now(): number }
 export const systemClock: Clock = { now: () => Date.now() };
 

@@ -25,6 +25,8 @@ export interface Settings extends FrameLimits, EngineSettings {
   readonly encodeOffloadItems: number;
   readonly presenceSessionTtlMs: number;
   readonly presenceSweepMs: number;
+  readonly userSendRatePerSec: number;
+  readonly userSendBurst: number;
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
@@ -110,6 +112,8 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   encodeThreads: { default: 1, doc: 'piscina threads a worker encodes large replies on (sync pages, long histories); 0 encodes on the event loop (worker mode).', parse: int(0, 64) },
   encodeOffloadItems: { default: 100, doc: 'Replies with at least this many messages/conversations/contacts are encoded on those threads (worker mode).', parse: int(1, 1_000_000) },
   presenceSessionTtlMs: { default: 60_000, doc: 'Presence sessions expire this long after the last refresh when their gateway dies (worker mode).', parse: int(1_000, 3_600_000) },
+  userSendRatePerSec: { default: 50, doc: 'Messages per second one user may send across all their devices and gateways (Redis in distributed mode); over it, `send` answers rate_limited with retryAfterMs.', parse: int(1, 100_000) },
+  userSendBurst: { default: 100, doc: 'Messages a user may send at once before userSendRatePerSec applies.', parse: int(1, 1_000_000) },
   presenceSweepMs: { default: 5_000, doc: 'How often a worker looks for users whose gateway died (sessions expired unrefreshed) and announces them offline (worker mode).', parse: int(100, 3_600_000) },
   host: { default: '127.0.0.1', doc: 'Interface to listen on (0.0.0.0 for all).', parse: text() },
   port: { default: 8080, doc: 'TCP port for WebSocket and HTTP; 0 picks a free port.', parse: int(0, 65535) },

@@ -9,6 +9,7 @@ import { createChatEngine, type ChatEngineDeps } from '../engine/chat-engine.ts'
 import type { ChatStore, Logger } from '../engine/ports.ts';
 import { MemoryChatStore } from '../storage/memory/chat-store.ts';
 import { MemoryPresenceRegistry } from '../storage/memory/presence-registry.ts';
+import { MemoryRateLimiter } from '../storage/memory/rate-limiter.ts';
 import { createTokenVerifier, loadOrCreateDevSecret, warnDevAuth } from './auth.ts';
 import { engineSettingsOf, loadSettings, type Settings } from './config.ts';
 import { createGateway } from './server.ts';
@@ -69,6 +70,7 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
         store,
         presence: new MemoryPresenceRegistry(),
         delivery: gateway.delivery,
+        sendLimiter: new MemoryRateLimiter({ ratePerSec: settings.userSendRatePerSec, burst: settings.userSendBurst }),
         settings: engineSettingsOf(settings),
         log,
       });

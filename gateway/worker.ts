@@ -16,6 +16,7 @@ import { createCqlClient } from '../storage/cql/client.ts';
 import { NatsBus } from '../storage/nats/bus.ts';
 import { redisResilienceOptions } from '../storage/redis/client-options.ts';
 import { RedisPresenceRegistry } from '../storage/redis/presence-registry.ts';
+import { RedisRateLimiter } from '../storage/redis/rate-limiter.ts';
 import { engineSettingsOf, loadSettings, type Settings } from './config.ts';
 
 export interface RunningWorker {
@@ -48,6 +49,9 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
       store,
       presence: new RedisPresenceRegistry(redis, { keyPrefix: `lantern:${settings.cqlKeyspace}:`, sessionTtlMs: settings.presenceSessionTtlMs }),
       delivery: new BusDelivery(bus),
+      sendLimiter: new RedisRateLimiter(redis, {
+        keyPrefix: `lantern:${settings.cqlKeyspace}:`, name: 'send', ratePerSec: settings.userSendRatePerSec, burst: settings.userSendBurst,
+      }),
       settings: engineSettingsOf(settings),
       log,
     });

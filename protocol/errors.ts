@@ -31,7 +31,7 @@ export const ErrorCodes = {
   group_full: { code: 3002, retry: false, description: 'Adding these users would exceed the maximum group size.' },
   conflict: { code: 3003, retry: false, description: 'The action conflicts with current state (e.g. recalling a system notice, accepting a request that does not exist).' },
   internal: { code: 5000, retry: true, description: 'An unexpected server error. The request may be retried; sends are idempotent by `cid`.' },
-  rate_limited: { code: 5001, retry: true, description: 'The connection exceeded its frame rate. The frame was not processed; `retryAfterMs` says when to retry.' },
+  rate_limited: { code: 5001, retry: true, description: 'The connection exceeded its frame rate, or the user their message rate. The frame was not processed; `retryAfterMs` says when to retry.' },
   unavailable: { code: 5002, retry: true, description: 'Storage or a dependency is unavailable. Nothing was stored; retry with the same `cid`.' },
   busy: { code: 5004, retry: true, description: 'Too many requests are in flight on this connection (`maxInflightPerConnection`) or on the server (`maxInflightRequests`): load is shed early instead of queueing without bound. Not processed; retry after `retryAfterMs`.' },
   timeout: { code: 5003, retry: true, description: 'The server did not finish in time; the outcome is unknown. Retry with the same `cid` to learn it.' },
