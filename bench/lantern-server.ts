@@ -28,6 +28,7 @@ export async function startBenchLantern(store: Settings['store']): Promise<Bench
       {
         port: 0, host: '127.0.0.1', store, dataDir, jwtSecret, logLevel: 'warn',
         ratePerSec: BENCH_RATE_LIMIT, rateBurst: BENCH_RATE_LIMIT, floodCloseAfter: BENCH_RATE_LIMIT,
+        userSendRatePerSec: BENCH_RATE_LIMIT, userSendBurst: BENCH_RATE_LIMIT,
       },
       { env: {}, argv: [] },
     );
