@@ -15,6 +15,9 @@ export interface ChatEngineDeps {
   store: ChatStore;
   presence: PresenceRegistry;
   delivery: Delivery;
+  /** Distributed mode: whether this worker currently owns the conversation's partition (its single
+   *  writer). Conversations it does not own are read from the store, never cached. Default: all. */
+  ownsConversation?: (conv: string) => boolean;
   /** Messages per user across all their devices (absent: no per-user limit). */
   sendLimiter?: RateLimiter;
   settings?: Partial<EngineSettings>;
@@ -32,6 +35,7 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
   const { store, delivery } = deps;
 
   const cache = new ConversationCache(store, settings.conversationCacheSize);
+  if (deps.ownsConversation) cache.owns = deps.ownsConversation;
   const writer = new ConversationWriter(store, cache, delivery, clock, log);
   const contacts = new Contacts(store, delivery, settings, clock, (a, b) => {
     const state = cache.peek(directConversationId(a, b));

@@ -67,10 +67,18 @@ export class ConversationCache {
    *  writer's view of the head is the only one. */
   isBusy: (conv: string) => boolean = () => false;
 
+  /**
+   * Whether this engine is the conversation's single writer (set by the composition root; always
+   * true in embedded mode). Another worker may be writing to a conversation this one does not own,
+   * so its state is read from the store each time and never cached here.
+   */
+  owns: (conv: string) => boolean = () => true;
+
   constructor(private readonly store: TimelineStore, private readonly capacity: number) {}
 
   /** The state of `conv`, loading it on a miss; undefined when the conversation does not exist. */
   async get(conv: string): Promise<ConversationState | undefined> {
+    if (!this.owns(conv)) return this.load(conv, false);
     const hit = this.states.get(conv);
     if (hit) {
       // Map iteration order is insertion order: re-insert to mark as most recently used.
@@ -94,13 +102,14 @@ export class ConversationCache {
 
   /** Install the state of a conversation this engine just created. */
   put(state: ConversationState): void {
+    if (!this.owns(state.id)) return;
     this.states.set(state.id, state);
     this.evict();
   }
 
   /** The cached state, without loading it. */
   peek(conv: string): ConversationState | undefined {
-    return this.states.get(conv);
+    return this.owns(conv) ? this.states.get(conv) : undefined;
   }
 
   /** Forget every idle cached conversation matching `matches` (e.g. a partition this worker just acquired:
@@ -116,10 +125,11 @@ export class ConversationCache {
 
   get size(): number { return this.states.size; }
 
-  private async load(conv: string): Promise<ConversationState | undefined> {
+  private async load(conv: string, keep = true): Promise<ConversationState | undefined> {
     const meta = await this.store.getConversation(conv);
     if (!meta) return undefined;
     const members = await this.store.listMembers(conv);
+    if (!keep) return new ConversationState(meta, members);
     const raced = this.states.get(conv);
     if (raced) return raced;
     const state = new ConversationState(meta, members);

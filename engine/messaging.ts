@@ -43,6 +43,8 @@ export class SendLimit {
 export class Messaging {
   /** Sends being committed, by (conv, from, cid): a retry joins the first attempt instead of racing it. */
   private readonly inflight = new Map<string, Promise<SendResult>>();
+  /** Per (conv, session): settles when that connection's latest send reached the writer or gave up. */
+  private readonly turns = new Map<string, Promise<void>>();
 
   constructor(
     private readonly store: ChatStore,
@@ -59,12 +61,35 @@ export class Messaging {
     const key = `${p.conv}\u0000${who.user}\u0000${p.cid}`;
     const running = this.inflight.get(key);
     if (running) return running.then((r) => ({ ...r, dup: true }));
-    const attempt = this.sendOnce(who, p, body).finally(() => this.inflight.delete(key));
+    // A connection's sends are sequenced in the order they arrived (PROTOCOL.md), but the reads
+    // before the writer (cache load, duplicate check, block check, rate limit) may finish out of
+    // order on a remote store. So each send queues on the writer only after its predecessor from
+    // the same connection did, and one that stops early passes its turn on in order too.
+    const orderKey = `${p.conv}\u0000${who.session}`;
+    const previous = this.turns.get(orderKey) ?? Promise.resolve();
+    let pass!: () => void;
+    const turn = new Promise<void>((resolve) => { pass = resolve; });
+    this.turns.set(orderKey, turn);
+    let passed = false;
+    const passOn = (): void => {
+      if (passed) return;
+      passed = true;
+      void previous.then(() => {
+        pass();
+        if (this.turns.get(orderKey) === turn) this.turns.delete(orderKey);
+      });
+    };
+    const attempt = this.sendOnce(who, p, body, previous, passOn).finally(() => {
+      passOn();
+      this.inflight.delete(key);
+    });
     this.inflight.set(key, attempt);
     return attempt;
   }
 
-  private async sendOnce(who: DeviceSession, p: RequestParams<'send'>, body: Message['body']): Promise<SendResult> {
+  private async sendOnce(
+    who: DeviceSession, p: RequestParams<'send'>, body: Message['body'], previous: Promise<void>, queued: () => void,
+  ): Promise<SendResult> {
     const state = await this.cache.require(p.conv);
     state.requireMember(who.user);
     const seen = await this.store.findByClientId(p.conv, who.user, p.cid);
@@ -84,7 +109,10 @@ export class Messaging {
         return { messages: [m] };
       },
     };
-    const change = await this.writer.submit(state, op);
+    await previous;
+    const submitted = this.writer.submit(state, op);
+    queued();
+    const change = await submitted;
     const m = change.messages[0]!;
     return { conv: p.conv, seq: m.seq, ts: m.ts, dup: false };
   }

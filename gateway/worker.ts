@@ -4,7 +4,7 @@ import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { randomUUID } from 'node:crypto';
-import { USER_SUBJECT, partitionOf, serveEngine } from '../engine/bus-engine.ts';
+import { USER_SUBJECT, conversationSubject, partitionOf, serveEngine } from '../engine/bus-engine.ts';
 import { PartitionOwnership } from '../engine/partition-leases.ts';
 import { NatsKvLeaseStore } from '../storage/nats/lease-store.ts';
 import { BusDelivery } from '../engine/bus-delivery.ts';
@@ -45,7 +45,11 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
   try {
     await cql.connect();
     const store = await CqlChatStore.open({ client: cql, keyspace: settings.cqlKeyspace });
+    // Partitions this worker serves: it caches (and is the single writer of) only their conversations.
+    const serving = new Set<string>();
+    const { partitions } = settings;
     const engine = createChatEngine({
+      ownsConversation: (conv) => serving.has(conversationSubject(partitionOf(conv, partitions))),
       store,
       presence: new RedisPresenceRegistry(redis, { keyPrefix: `lantern:${settings.cqlKeyspace}:`, sessionTtlMs: settings.presenceSessionTtlMs }),
       delivery: new BusDelivery(bus),
@@ -60,13 +64,16 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
     // head fences a paused former owner.
     const encoder = createReplyEncoder({ threads: settings.encodeThreads, minItems: settings.encodeOffloadItems });
     const served = serveEngine(bus, engine, [USER_SUBJECT], log, encoder);
-    const { partitions } = settings;
     const ownership = new PartitionOwnership({
       leases: await NatsKvLeaseStore.open(nc, { ttlMs: settings.partitionLeaseMs }),
       bus,
       workerId: randomUUID(),
       partitions,
-      serve: (subject) => serveEngine(bus, engine, [subject], log, encoder),
+      serve: (subject) => {
+        const served = serveEngine(bus, engine, [subject], log, encoder);
+        serving.add(subject);
+        return { unsubscribe: () => { serving.delete(subject); served.unsubscribe(); } };
+      },
       onAcquire: (p) => engine.forget?.((conv) => partitionOf(conv, partitions) === p),
       log,
     });
