@@ -7,7 +7,8 @@ import { NatsBus } from '../storage/nats/bus.ts';
 import { startNats } from '../test/support/infra.ts';
 import { BusEngine, conversationSubject, partitionOf, serveEngine, subjectFor, USER_SUBJECT } from './bus-engine.ts';
 import { directConversationId } from './conversations.ts';
-import type { Bus } from './ports.ts';
+import type { Engine } from './api.ts';
+import { StoreUnavailableError, type Bus } from './ports.ts';
 import { harness } from './test/harness.ts';
 
 const PARTITIONS = 16;
@@ -76,4 +77,20 @@ t.test('no worker: unavailable (retryable); a stuck worker: timeout (retryable)'
   await t.rejects(remote.request(who, 'send', { conv: 'g:1', cid: 'c', kind: 'text', body: { text: 'x' } }), { name: 'LanternError', error: 'unavailable', retry: true });
   bus.serve('lantern.conv.*', () => new Promise<Uint8Array>(() => {}));
   await t.rejects(remote.request(who, 'send', { conv: 'g:1', cid: 'c', kind: 'text', body: { text: 'x' } }), { name: 'LanternError', error: 'timeout', retry: true });
+});
+
+t.test('storage down: the worker answers `unavailable` (retryable), never `internal`', async (t) => {
+  const bus = new InProcessBus();
+  t.teardown(() => bus.close());
+  const storeDown: Engine = {
+    epoch: 'e',
+    request: async () => { throw new StoreUnavailableError('cql: getConversation failed: All host(s) tried for query failed'); },
+    connected: async () => {}, disconnected: async () => {}, close: async () => {},
+  };
+  const served = serveEngine(bus, storeDown, WORKER_SUBJECTS);
+  t.teardown(() => served.unsubscribe());
+  const remote = await BusEngine.connect(bus, { partitions: PARTITIONS, requestTimeoutMs: 1000 });
+  const who = { user: 'a', device: 'd', session: 's' };
+  await t.rejects(remote.request(who, 'send', { conv: 'g:1', cid: 'c', kind: 'text', body: { text: 'x' } }),
+    { name: 'LanternError', error: 'unavailable', retry: true, message: /storage unavailable/ });
 });

@@ -11,16 +11,20 @@ import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../protocol/limits.ts';
 import type { DeviceSession, Engine } from './api.ts';
 import { directConversationId } from './conversations.ts';
 import { inlineReplyEncoder, type ReplyEncoder } from './reply-encoder.ts';
-import { BusNoRespondersError, BusTimeoutError, type Bus, type BusSubscription, type Logger, silentLogger } from './ports.ts';
+import { BusNoRespondersError, BusTimeoutError, StoreUnavailableError, type Bus, type BusSubscription, type Logger, silentLogger } from './ports.ts';
 
 export const USER_SUBJECT = 'lantern.user';
 export const WORKER_QUEUE = 'workers';
 export const conversationSubject = (partition: number): string => `lantern.conv.${partition}`;
 
+/** Requests naming another user whose direct conversation with the caller they concern: conv.direct
+ *  creates it; a block or unblock changes whether it accepts sends, which its owner caches. */
+const DIRECT_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>(['conv.direct', 'contact.block', 'contact.unblock']);
+
 /** Requests served by the owner of the conversation's partition. */
 const CONVERSATION_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>([
   'send', 'recall', 'history', 'read', 'receipts', 'typing', 'conv.info',
-  'group.add', 'group.remove', 'group.leave', 'group.role', 'conv.direct',
+  'group.add', 'group.remove', 'group.leave', 'group.role', ...DIRECT_REQUESTS,
 ]);
 
 /** Internal calls that are not client requests. */
@@ -40,7 +44,7 @@ export function partitionOf(conv: string, partitions: number): number {
 /** Which subject a request goes to. */
 export function subjectFor(type: RequestType | Internal, params: Record<string, unknown>, who: DeviceSession, partitions: number): string {
   if (!CONVERSATION_REQUESTS.has(type as RequestType)) return USER_SUBJECT;
-  const conv = type === 'conv.direct' ? directConversationId(who.user, String(params['user'])) : String(params['conv']);
+  const conv = DIRECT_REQUESTS.has(type as RequestType) ? directConversationId(who.user, String(params['user'])) : String(params['conv']);
   return conversationSubject(partitionOf(conv, partitions));
 }
 
@@ -126,6 +130,11 @@ export function serveEngine(
         reply = { error: err.error, msg: err.message };
         if (err.field !== undefined) reply.field = err.field;
         if (err.retryAfterMs !== undefined) reply.retryAfterMs = err.retryAfterMs;
+      } else if (err instanceof StoreUnavailableError) {
+        // Storage down or overloaded (e.g. a read that loads conversation state before a send):
+        // nothing was stored, so the client may retry as is. `internal` would hide that.
+        log.warn({ err }, 'engine request failed: storage unavailable');
+        reply = { error: 'unavailable', msg: `storage unavailable; retry: ${err.message}` };
       } else {
         log.error({ err }, 'engine request failed');
         reply = { error: 'internal', msg: 'internal server error; the request may be retried' };

@@ -171,6 +171,34 @@ t.test('a worker cut off from the store stops serving before its leases expire; 
   }
 });
 
+t.test('a lease listing that hangs does not stop the renewals: the worker keeps its partitions', async (t) => {
+  // A longer ttl than the other tests: this one watches for several ttls that nothing is dropped,
+  // and a loaded machine's event-loop stalls must not count as lost renewals.
+  const ttlMs = 1000;
+  const store = new MemoryLeaseStore({ ttlMs });
+  let hang = false;
+  const stuckListing: LeaseStore = {
+    ttlMs: store.ttlMs,
+    claim: (k, o) => store.claim(k, o),
+    renew: (k, o, r) => store.renew(k, o, r),
+    release: (k, o, r) => store.release(k, o, r),
+    holders: (p) => (hang ? new Promise<Map<string, string>>(() => {}) : store.holders(p)),
+  };
+  const c = cluster(t, store);
+  const a = c.add('a', {}, stuckListing);
+  await a.start();
+  t.equal(a.owned().length, PARTITIONS);
+  hang = true;
+  const started = performance.now();
+  // Several lease ttls with every listing hanging: renewals must go on regardless.
+  const samples: number[] = [];
+  while (performance.now() - started < ttlMs * 3) {
+    samples.push(a.owned().length);
+    await new Promise((r) => setTimeout(r, ttlMs / 4));
+  }
+  t.same(samples, samples.map(() => PARTITIONS), 'every partition served throughout');
+});
+
 t.test('a lease reported lost is dropped at once', async (t) => {
   const store = new MemoryLeaseStore({ ttlMs: 60_000 });
   let lose = false;

@@ -133,7 +133,10 @@ export class PartitionOwnership {
 
     let taken: Map<string, string>, workers: Map<string, string>;
     try {
-      [taken, workers] = await Promise.all([leases.holders(PARTITION_LEASE_PREFIX), leases.holders(WORKER_LEASE_PREFIX)]);
+      // Bounded: a listing that hangs must not hold up the next round's renewals (that would lose
+      // every lease this worker holds). A late answer is simply ignored.
+      [taken, workers] = await within(this.options.renewEveryMs, 'listing the leases',
+        Promise.all([leases.holders(PARTITION_LEASE_PREFIX), leases.holders(WORKER_LEASE_PREFIX)]));
     } catch (err) {
       log.warn({ err, worker: workerId }, 'could not list leases; keeping the partitions held, claiming none this round');
       return;
@@ -273,6 +276,20 @@ export class PartitionOwnership {
       this.drop(partition);
     }, Math.max(0, this.deadlineOf(held.sentAt) - now()));
     held.deadline.unref();
+  }
+}
+
+/** `work`, or a rejection once `ms` have passed without an answer. */
+async function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => undefined); // a late failure is not unhandled
   }
 }
 

@@ -8,6 +8,8 @@ import { StoreUnavailableError } from '../../engine/ports.ts';
 const { policies, types } = cassandra;
 /** Protocol v5 error code, not in driver 4's table: a Paxos write whose outcome is unknown. */
 const CAS_WRITE_UNKNOWN = 0x1700;
+/** Longest wait between attempts to reconnect to a node that went down. */
+export const RECONNECT_MAX_DELAY_MS = 5_000;
 
 export interface CqlClientSettings {
   /** host:port list, e.g. ['10.0.0.1:9042']. ScyllaDB: list the plain CQL port (9042); the driver finds the shard-aware port (19042) itself only in Scylla's fork of the driver, see README.md. */
@@ -33,7 +35,10 @@ export function createCqlClient(settings: CqlClientSettings): Client {
   return new cassandra.Client({
     contactPoints: [...settings.contactPoints],
     localDataCenter: settings.localDataCenter,
-    policies: { loadBalancing },
+    // The driver's default waits up to 10 minutes between attempts to reach a node it saw go down,
+    // so after a long outage the store would stay unavailable for about as long again. Capped here,
+    // a worker is back within a few seconds of Cassandra.
+    policies: { loadBalancing, reconnection: new policies.reconnection.ExponentialReconnectionPolicy(250, RECONNECT_MAX_DELAY_MS, false) },
     queryOptions: { prepare: true, consistency: types.consistencies.localQuorum, serialConsistency: types.consistencies.localSerial },
     socketOptions: { connectTimeout: settings.connectTimeoutMs ?? 5000, readTimeout: settings.readTimeoutMs ?? 12_000 },
     ...settings.extra,

@@ -3,7 +3,7 @@
 // their last write: a crashed owner needs no one to clean up after it. Compare-and-set is the
 // KV's own: create (no live value), update and delete with the expected last revision.
 // (nats-server 2.9 has no per-key TTL, hence one bucket-wide ttl for every entry.)
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { LeaseStore } from '../../engine/ports.ts';
@@ -19,7 +19,7 @@ export interface NatsKvLeaseStoreOptions {
 }
 
 export class NatsKvLeaseStore implements LeaseStore {
-  private constructor(private readonly kv: KV, readonly ttlMs: number) {}
+  private constructor(private readonly kv: KV, private readonly jsm: JetStreamManager, private readonly bucket: string, readonly ttlMs: number) {}
 
   /**
    * Open the bucket, creating it (history 1, max age ttlMs) if absent. An existing bucket with
@@ -36,7 +36,7 @@ export class NatsKvLeaseStore implements LeaseStore {
       throw new Error(`lease bucket ${bucket} exists with ttl ${status.ttl} ms and history ${status.history}; ` +
         `the lease store needs ttlMs ${ttlMs} and history 1 (delete the bucket or use another one)`);
     }
-    return new NatsKvLeaseStore(kv, ttlMs);
+    return new NatsKvLeaseStore(kv, await kvm.js.jetstreamManager(), bucket, ttlMs);
   }
 
   async claim(key: string, owner: string): Promise<number | undefined> {
@@ -57,9 +57,13 @@ export class NatsKvLeaseStore implements LeaseStore {
 
   async holders(prefix: string): Promise<Map<string, string>> {
     if (!prefix.endsWith('.') || !KEY.test(prefix.slice(0, -1))) throw new TypeError(`invalid lease prefix ${JSON.stringify(prefix)}: key tokens ending with a dot, e.g. "p."`);
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys(`${prefix}>`)) keys.push(key);
-    keys.sort();
+    // The keys come from one stream-info request (subjects with a message), not from kv.keys():
+    // that one runs a consumer which waits for as many entries as were pending when it started,
+    // and when entries expire in between (leases do, all the time) it hangs until an idle
+    // heartbeat, 30 s, stalling the owner's renewals past every lease deadline.
+    const subjectPrefix = `$KV.${this.bucket}.`;
+    const info = await this.jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${subjectPrefix}${prefix}>` });
+    const keys = Object.keys(info.state.subjects ?? {}).map((s) => s.slice(subjectPrefix.length)).sort();
     // An entry may expire or be released between listing and reading it: then it is not live.
     const entries = await Promise.all(keys.map((k) => this.kv.get(k)));
     const out = new Map<string, string>();
