@@ -1,12 +1,13 @@
 // A raw client built from `ws` and msgpackr alone (none of our codec or SDK) drives a real
 // server from protocol/vectors/v1.json: every valid client vector is understood (answered with
 // res or a domain error, never a framing error) and every invalid one gets its documented error.
-// This is what an SDK author in another language does with the vectors.
+// This is what an SDK author in another language does with the vectors. Run in each deployment
+// mode: in distributed mode requests cross NATS to the workers and must be understood the same.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { Packr, Unpackr } from 'msgpackr';
-import { startTestServer } from './support/server.ts';
+import { startDeployment, testModes } from './support/deployment.ts';
 
 interface Vectors {
   valid: Array<{ name: string; direction: string; frame: { t: string; id?: number }; hex: string }>;
@@ -39,30 +40,38 @@ class RawClient {
       if (i >= 0) return this.frames.splice(0, i + 1).at(-1)!;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error('timed out waiting for a frame');
-      await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, left); });
+      // Clear the timer on wake: a pending one would keep the process alive after the test.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => { clearTimeout(timer); resolve(); };
+      });
     }
   }
   close(): void { this.ws.close(); }
 }
 
-t.test('vectors against a live server, from a ws + msgpackr client', async (t) => {
-  const server = await startTestServer({ ratePerSec: 1000, rateBurst: 1000, maxProtocolErrors: 1000 });
-  t.teardown(() => server.close());
-  const c = await RawClient.open(server.url);
-  t.teardown(() => c.close());
-  c.send(packr.pack({ t: 'hello', id: 1, v: [1], token: await server.token('alice'), device: 'raw' }));
-  t.match(await c.next((f) => f.id === 1), { t: 'welcome', user: 'alice', v: 1 });
+for (const mode of testModes()) {
+  t.test(mode, async (t) => {
+    t.test('vectors against a live server, from a ws + msgpackr client', async (t) => {
+      const d = await startDeployment(mode, { ratePerSec: 1000, rateBurst: 1000, maxProtocolErrors: 1000 });
+      t.teardown(() => d.close());
+      const c = await RawClient.open(d.urls[0]!);
+      t.teardown(() => c.close());
+      c.send(packr.pack({ t: 'hello', id: 1, v: [1], token: await d.token('alice'), device: 'raw' }));
+      t.match(await c.next((f) => f.id === 1), { t: 'welcome', user: 'alice', v: 1 });
 
-  for (const v of vectors.valid.filter((x) => x.direction === 'client' && x.frame.t !== 'hello')) {
-    c.send(Buffer.from(v.hex, 'hex'));
-    const f = await c.next((x) => (x.t === 'res' || x.t === 'err') && x.id === v.frame.id);
-    t.ok(f.t === 'res' || !FRAMING.has(f.error ?? ''), `${v.name}: understood (${f.t === 'err' ? f.error : 'res'})`);
-  }
-  for (const v of vectors.invalid) {
-    c.send(Buffer.from(v.hex, 'hex'));
-    const f = await c.next((x) => x.t === 'err');
-    t.match(f, { error: v.expect.error, ...(v.expect.field ? { field: v.expect.field } : {}) }, v.name);
-  }
-  c.send(packr.pack({ t: 'ping', id: 9999 }));
-  t.match(await c.next((f) => f.id === 9999), { t: 'res' }, 'still serving after every invalid vector');
-});
+      for (const v of vectors.valid.filter((x) => x.direction === 'client' && x.frame.t !== 'hello')) {
+        c.send(Buffer.from(v.hex, 'hex'));
+        const f = await c.next((x) => (x.t === 'res' || x.t === 'err') && x.id === v.frame.id);
+        t.ok(f.t === 'res' || !FRAMING.has(f.error ?? ''), `${v.name}: understood (${f.t === 'err' ? f.error : 'res'})`);
+      }
+      for (const v of vectors.invalid) {
+        c.send(Buffer.from(v.hex, 'hex'));
+        const f = await c.next((x) => x.t === 'err');
+        t.match(f, { error: v.expect.error, ...(v.expect.field ? { field: v.expect.field } : {}) }, v.name);
+      }
+      c.send(packr.pack({ t: 'ping', id: 9999 }));
+      t.match(await c.next((f) => f.id === 9999), { t: 'res' }, 'still serving after every invalid vector');
+    });
+  });
+}

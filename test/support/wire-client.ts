@@ -105,6 +105,15 @@ export class WireClient {
     }
   }
 
+  /** The close, or a rejection after `timeoutMs`: a test fails fast instead of hanging until tap's timeout. */
+  closedWithin(timeoutMs = 10_000): Promise<{ code: number; reason: string }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not closed within ${timeoutMs} ms`)), timeoutMs);
+    });
+    return Promise.race([this.closed, timeout]).finally(() => clearTimeout(timer));
+  }
+
   close(): Promise<{ code: number; reason: string }> {
     this.ws.close();
     return this.closed;
