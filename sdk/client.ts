@@ -38,6 +38,9 @@ export class LanternClient extends LanternApi {
   /** Bumped by close() and terminal stops so an attempt awaiting a token knows it is obsolete. */
   private session = 0;
   private conn: Connection | undefined;
+  /** Index into opts.urls of the gateway the current (or last) attempt used. */
+  private urlIndex = 0;
+  private attempts = 0;
   private lastWelcome: Welcome | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectWaiters: Array<Waiter<Welcome>> = [];
@@ -86,6 +89,11 @@ export class LanternClient extends LanternApi {
 
   get connected(): boolean {
     return this.phase === 'ready';
+  }
+
+  /** The gateway URL of the current (or last) connection attempt. */
+  get url(): string {
+    return this.opts.urls[this.urlIndex]!;
   }
 
   /** Unacked sends, oldest first per conversation. */
@@ -158,8 +166,10 @@ export class LanternClient extends LanternApi {
       if (typeof token !== 'string' || token === '') throw new TypeError('options.token() must return a non-empty string');
       if (session !== this.session) return; // closed while we waited for the token
       stage = 'socket';
+      // Every attempt after the first moves to the next gateway: the one we lost may be dead.
+      if (this.attempts++ > 0) this.urlIndex = (this.urlIndex + 1) % this.opts.urls.length;
       const conn: Connection = new Connection(
-        { ...this.opts, token },
+        { ...this.opts, url: this.url, token },
         {
           welcome: (frame) => { if (conn === this.conn) this.onWelcome(frame); },
           event: (frame) => { if (conn === this.conn) this.onEvent(frame); },

@@ -1,7 +1,7 @@
 // Public API of the Lantern TypeScript SDK (Node 20+ and browsers).
 export { LanternClient, type ClientStatus } from './client.ts';
 export { LanternApi } from './api.ts';
-export type { LanternClientOptions, TokenSource } from './options.ts';
+export type { LanternClientOptions, TokenSource, UrlSource } from './options.ts';
 export { SDK_VERSION, CLIENT_FRAME_LIMITS } from './options.ts';
 export type {
   ClientEvents, ClientErrorEvent, ContactChange, Disconnected, Presence, Receipt, Synced, Typing, Welcome,

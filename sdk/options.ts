@@ -10,9 +10,13 @@ export const SDK_VERSION = '0.1.0';
 /** A token, or a function that returns a fresh one (called before every connection attempt). */
 export type TokenSource = string | (() => string | Promise<string>);
 
+/** One gateway URL, or several: the client moves to the next one (round robin) on every
+ *  reconnect attempt, so a dead gateway's clients fail over to the others. */
+export type UrlSource = string | readonly string[];
+
 export interface LanternClientOptions {
-  /** e.g. "ws://127.0.0.1:8080/ws" or "wss://chat.example.com/ws". */
-  url: string;
+  /** e.g. "ws://127.0.0.1:8080/ws", or ["wss://gw1.example.com/ws", "wss://gw2.example.com/ws"]. */
+  url: UrlSource;
   token: TokenSource;
   /** A stable id of this device (1..128 chars), e.g. "phone" or "laptop-3f2a". */
   device: string;
@@ -39,7 +43,8 @@ export interface LanternClientOptions {
 }
 
 export interface ResolvedOptions {
-  readonly url: string;
+  /** Gateway URLs in rotation order (at least one). */
+  readonly urls: readonly string[];
   readonly token: TokenSource;
   readonly device: string;
   readonly WebSocket: WebSocketConstructor;
@@ -63,17 +68,27 @@ export const CLIENT_FRAME_LIMITS: FrameLimits = Object.freeze({
   maxBinaryBytes: 1024 * 1024,
 });
 
+function resolveUrls(source: UrlSource): readonly string[] {
+  const list = typeof source === 'string' ? [source] : source;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new TypeError(`options.url must be a ws:// or wss:// URL or a non-empty array of them, got ${JSON.stringify(source)}`);
+  }
+  return Object.freeze(list.map((raw: unknown, i: number) => {
+    const name = typeof source === 'string' ? 'options.url' : `options.url[${i}]`;
+    let url: URL;
+    try {
+      url = new URL(raw as string);
+    } catch {
+      throw new TypeError(`${name} must be an absolute ws:// or wss:// URL, got ${JSON.stringify(raw)}`);
+    }
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`${name} must use ws: or wss:, got ${url.protocol}`);
+    return url.href;
+  }));
+}
+
 export function resolveOptions(opts: LanternClientOptions): ResolvedOptions {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('LanternClient options must be an object');
-  let url: URL;
-  try {
-    url = new URL(opts.url);
-  } catch {
-    throw new TypeError(`options.url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(opts.url)}`);
-  }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new TypeError(`options.url must use ws: or wss:, got ${url.protocol}`);
-  }
+  const urls = resolveUrls(opts.url);
   if (typeof opts.token !== 'string' && typeof opts.token !== 'function') {
     throw new TypeError('options.token must be a string or a function returning (a promise of) a string');
   }
@@ -100,7 +115,7 @@ export function resolveOptions(opts: LanternClientOptions): ResolvedOptions {
     throw new TypeError('options.state must have load() and save(state) methods');
   }
   return Object.freeze({
-    url: url.href,
+    urls,
     token: opts.token,
     device: opts.device,
     WebSocket: WS,
