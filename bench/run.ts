@@ -1,4 +1,5 @@
-// npm run bench -- [--scenario all|echo|chat-1to1] [--clients 200] [--duration 10] [--workers N] ...
+// npm run bench -- [--scenario all|echo|chat-1to1|distributed] [--clients 200] [--duration 10] [--workers N] ...
+// (`npm run bench -- distributed` works too: a bare first argument names the scenario.)
 // Runs the phases (servers embedded in this process, load from forked workers), writes
 // bench/results/<scenario>-<ISO date>.json and prints a table. See bench/README.md.
 import { availableParallelism } from 'node:os';
@@ -6,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { start as startEcho } from './baseline/uws-echo.ts';
 import { startBenchLantern } from './lantern-server.ts';
+import { runDistributedBench } from './distributed/main.ts';
 import { runLoad } from './loadgen/coordinator.ts';
-import { DEFAULT_LOAD_SETTINGS, type LoadSettings, type ScenarioName } from './loadgen/messages.ts';
+import { DEFAULT_GROUP_SETTINGS, DEFAULT_LOAD_SETTINGS, type LoadSettings } from './loadgen/messages.ts';
 import {
   figuresOf, formatTable, gitCommit, machine, packageVersion, writeResults,
   type PhaseFailure, type PhaseFigures,
@@ -19,7 +21,7 @@ const AIM = { minRatio: 0.5, loadFractionOfEcho: 0.5, maxP99Ms: 10 } as const;
 const SUSTAINED_SHARE = 0.95;
 
 const USAGE = `usage: npm run bench -- [options]
-  --scenario all|echo|chat-1to1   phases to run (default all)
+  --scenario all|echo|chat-1to1|distributed   phases to run (default all; or name it as the first argument)
   --clients N        connections (default 200; chat-1to1 uses whole pairs)
   --duration S       measured seconds per phase (default 10)
   --warmup S         unmeasured seconds before each phase (default 1)
@@ -28,16 +30,28 @@ const USAGE = `usage: npm run bench -- [options]
   --payload N        filler bytes per message after the timestamp (default ${DEFAULT_LOAD_SETTINGS.payloadBytes})
   --rate N           open-loop msgs/s (default: half the echo rate; chat-1to1 alone: half its own max)
   --store lmdb|memory  Lantern store (default lmdb)
-  --out DIR          results directory (default bench/results)`;
+  --out DIR          results directory (default bench/results)
+ distributed only (bench/README.md, "Distributed"):
+  --gateways N       gateway shard processes (default 2)
+  --engine-workers N engine worker processes (default 2)
+  --group-clients N  clients of the group phase, whole groups (default 200)
+  --group-size N     members per group (default ${DEFAULT_GROUP_SETTINGS.size})
+  --group-senders N  senders per group (default ${DEFAULT_GROUP_SETTINGS.senders})
+  --cql-concurrency N  cassandra-driver requests in flight in the raw phases (default 64)
+  --no-profile       skip the CPU profiles of gateway 0 and worker 0`;
 
-interface Options {
-  scenario: 'all' | ScenarioName;
+export interface Options {
+  scenario: 'all' | 'echo' | 'chat-1to1' | 'distributed';
   clients: number;
   workers: number;
   rate: number | undefined;
   store: 'lmdb' | 'memory';
   out: string;
   load: LoadSettings;
+  distributed: {
+    gateways: number; engineWorkers: number; groupClients: number; groupSize: number; groupSenders: number;
+    cqlConcurrency: number; profile: boolean;
+  };
 }
 
 function positive(name: string, raw: string | undefined, fallback: number, integer = true): number {
@@ -48,17 +62,24 @@ function positive(name: string, raw: string | undefined, fallback: number, integ
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
+    allowPositionals: true,
     options: {
       scenario: { type: 'string', default: 'all' }, clients: { type: 'string' }, duration: { type: 'string' },
       warmup: { type: 'string' }, workers: { type: 'string' }, window: { type: 'string' }, payload: { type: 'string' },
       rate: { type: 'string' }, store: { type: 'string', default: 'lmdb' }, out: { type: 'string' }, help: { type: 'boolean' },
+      gateways: { type: 'string' }, 'engine-workers': { type: 'string' }, 'group-clients': { type: 'string' },
+      'group-size': { type: 'string' }, 'group-senders': { type: 'string' }, 'cql-concurrency': { type: 'string' },
+      'no-profile': { type: 'boolean' },
     },
   });
   if (values.help) { console.log(USAGE); process.exit(0); }
-  const scenario = values.scenario;
-  if (scenario !== 'all' && scenario !== 'echo' && scenario !== 'chat-1to1') throw new Error(`--scenario must be all, echo or chat-1to1, got "${scenario}"`);
+  if (positionals.length > 1) throw new Error(`one scenario at most, got "${positionals.join(' ')}"`);
+  const scenario = positionals[0] ?? values.scenario;
+  if (scenario !== 'all' && scenario !== 'echo' && scenario !== 'chat-1to1' && scenario !== 'distributed') {
+    throw new Error(`the scenario must be all, echo, chat-1to1 or distributed, got "${scenario}"`);
+  }
   if (values.store !== 'lmdb' && values.store !== 'memory') throw new Error(`--store must be lmdb or memory, got "${values.store}"`);
   const warmupSec = values.warmup === '0' ? 0 : positive('warmup', values.warmup, DEFAULT_LOAD_SETTINGS.warmupMs / 1000, false);
   return {
@@ -74,6 +95,15 @@ function parseOptions(argv: string[]): Options {
       warmupMs: warmupSec * 1000,
       window: positive('window', values.window, DEFAULT_LOAD_SETTINGS.window),
       payloadBytes: values.payload === '0' ? 0 : positive('payload', values.payload, DEFAULT_LOAD_SETTINGS.payloadBytes),
+    },
+    distributed: {
+      gateways: positive('gateways', values.gateways, 2),
+      engineWorkers: positive('engine-workers', values['engine-workers'], 2),
+      groupClients: positive('group-clients', values['group-clients'], 200),
+      groupSize: positive('group-size', values['group-size'], DEFAULT_GROUP_SETTINGS.size),
+      groupSenders: positive('group-senders', values['group-senders'], DEFAULT_GROUP_SETTINGS.senders),
+      cqlConcurrency: positive('cql-concurrency', values['cql-concurrency'], 64),
+      profile: values['no-profile'] !== true,
     },
   };
 }
@@ -113,6 +143,7 @@ async function attempt(name: string, phases: Record<string, PhaseFigures | Phase
 
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
+  if (o.scenario === 'distributed') return runDistributedBench(o);
   const date = new Date();
   const machineAtStart = machine(); // before our own load lifts the load average
   const phases: Record<string, PhaseFigures | PhaseFailure> = {};

@@ -4,18 +4,28 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { LatencyHistogram } from './histogram.ts';
-import type { ChatAuth, LoadSettings, ScenarioName, WorkerConfig, WorkerMessage, WorkerReport } from './messages.ts';
+import {
+  DEFAULT_GROUP_SETTINGS, type ChatAuth, type GroupSettings, type LoadSettings, type ScenarioName, type WorkerConfig,
+  type WorkerMessage, type WorkerReport,
+} from './messages.ts';
 
 export interface LoadRunOptions {
   scenario: ScenarioName;
   url: string;
+  /** Several gateways: clients are spread round-robin over them (client i on urls[i % n]). */
+  urls?: string[];
   clients: number;
   /** Worker processes; default one per core. */
   workers?: number;
   load: LoadSettings;
   chat?: ChatAuth;
+  /** chat-group: group size and senders per group (default DEFAULT_GROUP_SETTINGS). */
+  group?: GroupSettings;
   /** Bound on connecting and preparing all clients (default 60 s). */
   setupTimeoutMs?: number;
+  /** Called right before 'go' with the worker processes' pids, and right after the last report (to sample CPU of other processes over the run). */
+  onGo?: (workerPids: number[]) => void;
+  onReported?: () => void;
 }
 
 export interface LoadRunResult {
@@ -29,6 +39,8 @@ export interface LoadRunResult {
   msgsPerSec: number;
   /** Deliveries arriving per second of the window, whenever sent (differs from msgsPerSec under overload). */
   arrivedPerSec: number;
+  /** Sends of the window completed per second: equals msgsPerSec for 1:1 and echo; for groups, messages/s (msgsPerSec is then deliveries/s). */
+  completedPerSec: number;
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
@@ -64,8 +76,9 @@ export function splitEvenly(units: number, parts: number): number[] {
 
 export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   const { scenario, load } = options;
-  // chat-1to1 pairs must live in one worker (setup needs both ends), so split pairs.
-  const unitSize = scenario === 'chat-1to1' ? 2 : 1;
+  // chat-1to1 pairs and chat-group groups must live in one worker (setup needs all members), so split whole units.
+  const group = options.group ?? DEFAULT_GROUP_SETTINGS;
+  const unitSize = scenario === 'chat-1to1' ? 2 : scenario === 'chat-group' ? group.size : 1;
   const units = Math.floor(options.clients / unitSize);
   if (units < 1) throw new RangeError(`${scenario} needs at least ${unitSize} clients, got ${options.clients}`);
   const workerCount = Math.max(1, Math.min(options.workers ?? availableParallelism(), units));
@@ -79,6 +92,8 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     const configs: WorkerConfig[] = shares.map((share, workerIndex) => {
       const config: WorkerConfig = {
         workerIndex, scenario, url: options.url, clients: share, firstClient, load,
+        ...(options.urls ? { urls: options.urls } : {}),
+        ...(scenario === 'chat-group' ? { group } : {}),
         workerRatePerSec: (load.ratePerSec * share) / clients,
         setupTimeoutMs,
         ...(options.chat ? { chat: options.chat } : {}),
@@ -94,6 +109,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       child.send({ type: 'setup', config });
     }
     await Promise.all(inboxes.map((inbox) => inbox.next('ready', setupTimeoutMs + 5000)));
+    options.onGo?.(children.map((c) => c.pid!));
     const cpuBefore = process.cpuUsage();
     const wallBefore = performance.now();
     for (const child of children) child.send({ type: 'go' });
@@ -103,6 +119,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       return (m as Extract<WorkerMessage, { type: 'report' }>).report;
     }));
     const cpu = process.cpuUsage(cpuBefore);
+    options.onReported?.();
     const coordinator = { wallMs: performance.now() - wallBefore, cpuMs: (cpu.user + cpu.system) / 1000 };
     return mergeReports(options, workerCount, clients, reports, coordinator);
   } finally {
@@ -118,6 +135,7 @@ export function mergeReports(
   const latency = new LatencyHistogram();
   let msgsPerSec = 0;
   let arrivedPerSec = 0;
+  let completedPerSec = 0;
   const sum = { sent: 0, delivered: 0, skipped: 0, errors: 0, undelivered: 0 };
   const errorSamples: string[] = [];
   let workersCpuMs = 0;
@@ -126,6 +144,7 @@ export function mergeReports(
     latency.merge(r.latency);
     msgsPerSec += r.measuredMs > 0 ? (r.delivered * 1000) / r.measuredMs : 0;
     arrivedPerSec += r.measuredMs > 0 ? (r.arrived * 1000) / r.measuredMs : 0;
+    completedPerSec += r.measuredMs > 0 ? (r.completed * 1000) / r.measuredMs : 0;
     sum.sent += r.sent; sum.delivered += r.delivered; sum.skipped += r.skipped; sum.errors += r.errors; sum.undelivered += r.undelivered;
     errorSamples.push(...r.errorSamples.map((e) => `worker ${r.workerIndex}: ${e}`));
   }
@@ -137,6 +156,7 @@ export function mergeReports(
     workers,
     msgsPerSec,
     arrivedPerSec,
+    completedPerSec,
     p50Ms: latency.percentile(50),
     p90Ms: latency.percentile(90),
     p99Ms: latency.percentile(99),

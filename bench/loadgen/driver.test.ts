@@ -78,3 +78,33 @@ t.test('settings that cannot run are refused', async (t) => {
   t.throws(() => new LoadDriver({ ...quick, mode: 'rate' }, 0, 1), /positive rate/);
   t.throws(() => new LoadDriver({ ...quick, mode: 'max', window: 0 }, 0, 1), /window/);
 });
+
+t.test('fan-out: copies are counted and timed, the own copy completes the send, the drain waits for late copies', async (t) => {
+  const driver = new LoadDriver({ ...quick, mode: 'max', window: 1, durationMs: 300 }, 0, 1);
+  driver.expectCopiesPerSend(2);
+  let lateCopy = false;
+  const r = await driver.run([{
+    send(stampMs: number) {
+      setTimeout(() => { driver.deliveredCopy(stampMs); driver.completed(0, stampMs); }, 1);
+      // The second copy arrives after the sender's own copy (another gateway).
+      setTimeout(() => { lateCopy = true; driver.deliveredCopy(stampMs); }, 20);
+    },
+    bufferedAmount: () => 0,
+  }]);
+  t.ok(lateCopy, 'the drain waited for the last copy');
+  t.ok(r.completed > 0, `completed ${r.completed}`);
+  t.equal(r.delivered, 2 * r.completed, 'two copies per message of the window');
+  t.equal(r.latency.count, r.delivered);
+  t.equal(r.undelivered, 0);
+});
+
+t.test('fan-out: copies that never arrive are undelivered', async (t) => {
+  const driver = new LoadDriver({ ...quick, mode: 'max', window: 1, durationMs: 100, drainMs: 100 }, 0, 1);
+  driver.expectCopiesPerSend(3);
+  let sends = 0;
+  const r = await driver.run([{
+    send(stampMs: number) { sends++; setImmediate(() => { driver.deliveredCopy(stampMs); driver.completed(0, stampMs); }); },
+    bufferedAmount: () => 0,
+  }]);
+  t.equal(r.undelivered, 2 * sends, 'two of three copies missing per send');
+});

@@ -25,6 +25,15 @@ export interface DeliverySink {
    * then finished: it will never be delivered), or null for errors that finish no send.
    */
   failed(senderIndex: number | null, description: string): void;
+  /**
+   * Fan-out scenarios (groups): one copy of a message reached one recipient. Counted and timed
+   * like delivered(), but it does not finish the send (many copies per send).
+   */
+  deliveredCopy(stampMs: number): void;
+  /** Fan-out scenarios: the send of `senderIndex` stamped `stampMs` is complete (frees its window slot). */
+  completed(senderIndex: number, stampMs: number): void;
+  /** Fan-out scenarios: how many copies (deliveredCopy) each completed send owes; the drain waits for them. */
+  expectCopiesPerSend(n: number): void;
 }
 
 const MAX_ERROR_SAMPLES = 5;
@@ -41,8 +50,12 @@ export class LoadDriver implements DeliverySink {
   private tickTimer: NodeJS.Timeout | undefined;
   private totalSent = 0;
   private totalFinished = 0;
+  /** Fan-out: copies each completed send owes other recipients, completed sends, and copies received (any time). */
+  private copiesPerSend = 0;
+  private totalCompleted = 0;
+  private totalCopies = 0;
   private onAllFinished: (() => void) | undefined;
-  private readonly counts = { sent: 0, delivered: 0, arrived: 0, skipped: 0, scheduled: 0, errors: 0 };
+  private readonly counts = { sent: 0, delivered: 0, completed: 0, arrived: 0, skipped: 0, scheduled: 0, errors: 0 };
   private readonly errorSamples: string[] = [];
 
   constructor(private readonly settings: LoadSettings, private readonly ratePerSec: number, private readonly clients: number) {
@@ -60,7 +73,39 @@ export class LoadDriver implements DeliverySink {
       this.latency.record(now - stampMs);
     }
     if (this.inWindow(now)) this.counts.arrived++;
+    if (this.inWindow(stampMs)) this.counts.completed++;
     this.finish(senderIndex);
+  }
+
+  /** Fan-out scenarios: every completed send also owes `n` copies; the drain waits for them too. */
+  expectCopiesPerSend(n: number): void {
+    this.copiesPerSend = n;
+  }
+
+  deliveredCopy(stampMs: number): void {
+    this.totalCopies++;
+    const now = nowMs();
+    if (this.inWindow(stampMs)) {
+      this.counts.delivered++;
+      this.latency.record(now - stampMs);
+    }
+    if (this.inWindow(now)) this.counts.arrived++;
+    if (!this.sending && this.onAllFinished !== undefined && this.allDone()) this.onAllFinished();
+  }
+
+  completed(senderIndex: number, stampMs: number): void {
+    this.totalCompleted++;
+    if (this.inWindow(stampMs)) this.counts.completed++;
+    this.finish(senderIndex);
+  }
+
+  /** Copies still owed by completed sends (a copy to another gateway may arrive after the sender's own). */
+  private missingCopies(): number {
+    return Math.max(0, this.totalCompleted * this.copiesPerSend - this.totalCopies);
+  }
+
+  private allDone(): boolean {
+    return this.totalFinished >= this.totalSent && this.missingCopies() === 0;
   }
 
   failed(senderIndex: number | null, description: string): void {
@@ -90,7 +135,7 @@ export class LoadDriver implements DeliverySink {
     return {
       ...this.counts,
       errorSamples: this.errorSamples,
-      undelivered: this.totalSent - this.totalFinished,
+      undelivered: this.totalSent - this.totalFinished + this.missingCopies(),
       measuredMs: durationMs,
       latency: this.latency.toJSON(),
     };
@@ -111,7 +156,7 @@ export class LoadDriver implements DeliverySink {
   private finish(index: number): void {
     this.totalFinished++;
     if (this.sending && this.settings.mode === 'max') this.sendOne(index);
-    else if (!this.sending && this.onAllFinished !== undefined && this.totalFinished >= this.totalSent) this.onAllFinished();
+    else if (!this.sending && this.onAllFinished !== undefined && this.allDone()) this.onAllFinished();
   }
 
   // Open loop: everything due since the start goes out now, round-robin over the clients,
@@ -137,7 +182,7 @@ export class LoadDriver implements DeliverySink {
   };
 
   private waitForOutstanding(timeoutMs: number): Promise<void> {
-    if (this.totalFinished >= this.totalSent) return Promise.resolve();
+    if (this.allDone()) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, timeoutMs);
       function done(): void { clearTimeout(timer); resolve(); }

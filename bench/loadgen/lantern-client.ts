@@ -14,6 +14,9 @@ export class LanternRequestError extends Error {
   }
 }
 
+/** Attempts per setup request answered `unavailable` (about 10 s of backoff in all). */
+const SETUP_ATTEMPTS = 14;
+
 interface Pending { type: string; resolve(data: unknown): void; reject(err: Error): void }
 
 /** Mints the HS256 token Lantern expects for `user`. */
@@ -58,8 +61,17 @@ export class LanternConnection {
     return conn;
   }
 
-  request<T extends RequestType>(type: T, params: RequestParams<T>): Promise<RequestResult<T>> {
-    return this.exchange(type, params).then((frame) => (frame as { data: RequestResult<T> }).data);
+  /** A setup request; `unavailable` (no engine worker took it, e.g. a partition in handover) is retried. */
+  async request<T extends RequestType>(type: T, params: RequestParams<T>): Promise<RequestResult<T>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const frame = await this.exchange(type, params);
+        return (frame as { data: RequestResult<T> }).data;
+      } catch (err) {
+        if (!(err instanceof LanternRequestError) || err.error !== 'unavailable' || attempt >= SETUP_ATTEMPTS) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
   }
 
   /** Sends a request whose answer goes to onFrame (hot path: no bookkeeping). */

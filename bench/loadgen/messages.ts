@@ -1,7 +1,7 @@
 // Settings of a load run and the IPC messages between the coordinator and its workers.
 import type { SerializedHistogram } from './histogram.ts';
 
-export type ScenarioName = 'echo' | 'chat-1to1';
+export type ScenarioName = 'echo' | 'chat-1to1' | 'chat-group';
 
 export interface LoadSettings {
   /**
@@ -48,11 +48,27 @@ export interface ChatAuth {
   userPrefix: string;
 }
 
+/** chat-group: clients form groups of `size` members; the first `senders` members of each group send. */
+export interface GroupSettings {
+  size: number;
+  senders: number;
+}
+
+export const DEFAULT_GROUP_SETTINGS: Readonly<GroupSettings> = Object.freeze({ size: 100, senders: 4 });
+
+/** The URL global client `index` connects to. */
+export function urlOf(config: Pick<WorkerConfig, 'url' | 'urls'>, index: number): string {
+  const urls = config.urls;
+  return urls !== undefined && urls.length > 0 ? urls[index % urls.length]! : config.url;
+}
+
 export interface WorkerConfig {
   workerIndex: number;
   scenario: ScenarioName;
   /** WebSocket URL of the server under test. */
   url: string;
+  /** Several gateways of one deployment: global client i connects to urls[i % urls.length] (overrides url). */
+  urls?: string[];
   /** Clients this worker opens; chat scenarios get an even number (whole pairs). */
   clients: number;
   /** Global index of this worker's first client (unique user ids across workers). */
@@ -61,6 +77,8 @@ export interface WorkerConfig {
   /** This worker's share of load.ratePerSec. */
   workerRatePerSec: number;
   chat?: ChatAuth;
+  /** chat-group only. */
+  group?: GroupSettings;
   /** Bound on connecting and scenario setup. */
   setupTimeoutMs: number;
 }
@@ -73,6 +91,11 @@ export interface WorkerReport {
   /** Deliveries of messages sent inside the measured window, arriving before the drain ends (latency samples). */
   delivered: number;
   /**
+   * Sends issued inside the measured window that completed: delivered to the peer (1:1, echo),
+   * or for groups, the sender's own copy came back through the fan-out.
+   */
+  completed: number;
+  /**
    * Deliveries arriving inside the measured window, whenever sent: under overload the
    * backlog of earlier sends arrives here, so this is what the server actually delivered.
    */
@@ -84,7 +107,11 @@ export interface WorkerReport {
   errors: number;
   /** Up to a few error descriptions, for the report. */
   errorSamples: string[];
-  /** All sends, warm-up and drain included, minus those delivered or answered with an error. */
+  /**
+   * All sends, warm-up and drain included, minus those delivered or answered with an error; for
+   * groups plus the copies to other members still missing. An error answer with an unknown outcome
+   * (`timeout`) whose message arrives after all is counted twice, so this can go below 0.
+   */
   undelivered: number;
   /** Length of the measured window. */
   measuredMs: number;

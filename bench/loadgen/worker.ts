@@ -4,12 +4,14 @@ import { LoadDriver } from './driver.ts';
 import { withTimeout } from './lantern-client.ts';
 import type { CoordinatorMessage, WorkerConfig, WorkerMessage } from './messages.ts';
 import { setupChat1to1 } from './scenarios/chat-1to1.ts';
+import { groupSenderCount, setupChatGroup } from './scenarios/chat-group.ts';
 import { setupEcho } from './scenarios/echo.ts';
 import type { ScenarioInstance, ScenarioSetup } from './scenarios/scenario.ts';
 
 const SCENARIOS: Record<WorkerConfig['scenario'], ScenarioSetup> = {
   echo: setupEcho,
   'chat-1to1': setupChat1to1,
+  'chat-group': setupChatGroup,
 };
 
 if (process.send === undefined) {
@@ -37,7 +39,9 @@ async function fail(err: unknown): Promise<never> {
 
 async function setup(c: WorkerConfig): Promise<void> {
   config = c;
-  driver = new LoadDriver(c.load, c.workerRatePerSec, c.clients);
+  // In groups only a few members send; everyone else only receives.
+  const senders = c.scenario === 'chat-group' ? groupSenderCount(c) : c.clients;
+  driver = new LoadDriver(c.load, c.workerRatePerSec, senders);
   scenario = await withTimeout(SCENARIOS[c.scenario](c, driver), c.setupTimeoutMs, `worker ${c.workerIndex} setup`);
   await tell({ type: 'ready', workerIndex: c.workerIndex, clients: scenario.senders.length });
 }

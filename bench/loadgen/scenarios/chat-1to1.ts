@@ -3,6 +3,7 @@
 // the peer (send -> msg event); each sender also gets res and its own msg, which are
 // only checked for errors.
 import { LanternConnection, mintToken } from '../lantern-client.ts';
+import { urlOf } from '../messages.ts';
 import { closeSockets, mapLimit } from '../socket.ts';
 import { makeStamper, readStamp, textSendFrame } from '../payload.ts';
 import type { Message } from '../../../protocol/frames.ts';
@@ -18,9 +19,10 @@ export const setupChat1to1: ScenarioSetup = async (config, sink) => {
   const users = Array.from({ length: config.clients }, (_, i) => `${auth.userPrefix}${config.firstClient + i}`);
   const indexOfUser = new Map(users.map((u, i) => [u, i]));
 
-  const conns = await mapLimit(users, SETUP_CONCURRENCY, async (user) => {
+  // With several gateways the two ends of a pair sit on different ones (consecutive global indices).
+  const conns = await mapLimit(users, SETUP_CONCURRENCY, async (user, i) => {
     const token = await mintToken(auth.jwtSecret, auth.audience, user);
-    return LanternConnection.open(config.url, token, user, DEVICE, config.setupTimeoutMs);
+    return LanternConnection.open(urlOf(config, config.firstClient + i), token, user, DEVICE, config.setupTimeoutMs);
   });
   const pairs = Array.from({ length: config.clients / 2 }, (_, k) => k);
   const convOfPair = await mapLimit(pairs, SETUP_CONCURRENCY, async (k) => {

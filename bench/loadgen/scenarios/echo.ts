@@ -3,6 +3,7 @@
 // rates compare the servers, not the generator.
 import type WebSocket from 'ws';
 import { decodeFrame, encodeFrame } from '../../../protocol/codec.ts';
+import { urlOf } from '../messages.ts';
 import { makeStamper, readStamp, textSendFrame } from '../payload.ts';
 import { closeSockets, mapLimit, openSocket } from '../socket.ts';
 import { SETUP_CONCURRENCY, type ScenarioSetup } from './scenario.ts';
@@ -13,7 +14,7 @@ export const setupEcho: ScenarioSetup = async (config, sink) => {
   const indices = Array.from({ length: config.clients }, (_, i) => i);
   const sockets: WebSocket[] = [];
   const senders = await mapLimit(indices, SETUP_CONCURRENCY, async (i) => {
-    const ws = await openSocket(config.url, config.setupTimeoutMs);
+    const ws = await openSocket(urlOf(config, config.firstClient + i), config.setupTimeoutMs);
     sockets.push(ws);
     const cidPrefix = `${config.firstClient + i}-`;
     let nextId = 0;
