@@ -65,3 +65,27 @@ t.test('url is checked: a non-empty array of ws/wss URLs, the bad entry named', 
   t.throws(() => new LanternClient({ ...base, url: ['nope'] }), { message: /options\.url\[0\] must be an absolute/ });
   t.throws(() => new LanternClient({ ...base, url: 'nope' }), { message: /options\.url must be an absolute/ });
 });
+
+t.test('close() while the welcome is on its way: close resolves and the welcome does not revive the client', async (t) => {
+  const a = await FakeServer.start();
+  t.teardown(() => a.stop());
+  const client = makeClient(a);
+  let closing: Promise<void> | undefined;
+  a.intercept = (frame, socket) => {
+    if (frame['t'] !== 'hello') return false;
+    // The welcome leaves first; the app closes before the client has read it.
+    a.sendTo(socket, {
+      t: 'welcome', id: frame['id'], v: 1, user: a.user, device: 'dev', session: 's1', epoch: a.epoch, ts: Date.now(),
+      limits: { maxFrameBytes: 65536, ratePerSec: 50, rateBurst: 100, maxSyncPage: 1000, maxGroupMembers: 500 },
+    });
+    closing = client.close();
+    return true;
+  };
+  const connected = client.connect().then(() => 'welcomed', (err: Error) => err.message);
+  await until(() => closing !== undefined, 'the hello reached the server');
+  const closed = await Promise.race([closing!.then(() => 'closed'), new Promise((r) => setTimeout(() => r('close() still pending after 3 s'), 3000))]);
+  t.equal(closed, 'closed');
+  t.match(await connected, /closed/, 'connect() learns the client was closed');
+  await new Promise((r) => setTimeout(r, 100)); // several backoff periods (5-20 ms)
+  t.equal(a.framesOfType('hello').length, 1, 'no reconnect after close()');
+});

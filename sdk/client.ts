@@ -186,6 +186,8 @@ export class LanternClient extends LanternApi {
   }
 
   private onWelcome(frame: WelcomeFrame): void {
+    // A welcome already on the wire when close() ran must not revive the client.
+    if (this.phase === 'stopped') return;
     const { t: _t, id: _id, ...welcome } = frame;
     this.phase = 'ready';
     this.lastWelcome = welcome;
@@ -248,6 +250,7 @@ export class LanternClient extends LanternApi {
 
   private scheduleReconnect(code: number | undefined, reason: string): void {
     const delayMs = this.backoff.next();
+    clearTimeout(this.reconnectTimer); // one pending attempt at a time
     this.phase = 'backoff';
     if (code !== undefined) this.events.emit('disconnected', { code, reason, willReconnect: true, delayMs });
     // A 'disconnected' handler may have called close().

@@ -8,6 +8,9 @@ import type { ErrorFrame, RequestParams, RequestResult, RequestType, ServerEvent
 import type { FrameLimits } from '../protocol/limits.ts';
 import { LanternClientError, toError } from './errors.ts';
 
+/** How long close() waits for the server's side of the close handshake before giving up on it. */
+export const CLOSE_HANDSHAKE_MS = 1_000;
+
 /**
  * The part of the WHATWG WebSocket that the client uses; the browser's WebSocket and the `ws`
  * package's WebSocket both satisfy it. Handlers take `any` because each implementation types
@@ -117,9 +120,12 @@ export class Connection {
     });
   }
 
+  /** Start the close handshake; the `closed` handler runs when it completes, or after
+   *  CLOSE_HANDSHAKE_MS if the server never answers it (a dead or half-open peer). */
   close(code = 1000, reason = ''): void {
     if (this.finished) return;
     this.ws.close(code, reason);
+    setTimeout(() => this.finish(1006, `${reason || 'closed'}: no close handshake within ${CLOSE_HANDSHAKE_MS} ms`), CLOSE_HANDSHAKE_MS).unref?.();
   }
 
   private sendHello(): void {
