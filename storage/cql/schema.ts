@@ -1,5 +1,6 @@
-// The CQL schema of the chat store, as an ordered list of migrations, and `migrate()`, which
-// creates the keyspace and applies the missing ones. Works on Apache Cassandra 4/5 and ScyllaDB.
+// The CQL schema of the chat store and (from 0002) the wallet, as an ordered list of migrations,
+// and `migrate()`, which creates the keyspace and applies the missing ones. Works on Apache
+// Cassandra 4/5 and ScyllaDB.
 //
 // Table design (partition key in double parentheses, then clustering columns):
 //   conversations     ((conv))                 meta + head + member_count + version + pending.
@@ -77,6 +78,50 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       `CREATE TABLE IF NOT EXISTS contacts (
          owner text, other text, state text, ts bigint, note text, PRIMARY KEY ((owner), other)) ${LEVELED}`,
       `CREATE TABLE IF NOT EXISTS last_seen (user text PRIMARY KEY, ts bigint) ${LEVELED}`,
+    ],
+  },
+  // The wallet (CqlWalletStore; design and failure analysis in wallet-store.ts and README.md):
+  //   wallet_txns       ((id))                one row per ledger transaction: the idempotency key
+  //                     (INSERT IF NOT EXISTS), the txn and its side effect as JSON, which postings
+  //                     are applied (map), done. Written once and updated moments later, read by
+  //                     point lookups: size-tiered (the default).
+  //   wallet_accounts   ((account))           balance + seq + version + the last CAS's entries
+  //                     (pending), changed by LWT only. Rewritten by every posting: leveled.
+  //   wallet_entries    ((account, bucket), seq DESC)  statement lines; bucket = floor(seq /
+  //                     wallet bucket size), so a partition holds a bounded number. Read newest first.
+  //   wallet_envelopes  ((envelope), kind, key)  the envelope (static) and its claims: one row per
+  //                     share index (kind 'i') and one per user (kind 'u'), so one conditional batch
+  //                     on this partition claims both. closed_at closes it to claims (LWT).
+  //   wallet_transfers  ((id))                the transfer (immutable JSON) + state (LWT only).
+  //   wallet_due        ((kind, hour), expires_at, id)  open envelopes / pending transfers by hour
+  //                     of expiry, deleted when settled; wallet_due_hours lists the hours that may
+  //                     hold rows. A resurrected row is harmless (readers check the state), so
+  //                     tombstones may be purged after 3 hours instead of 10 days.
+  {
+    id: '0002_wallet',
+    description: 'wallet: ledger transactions, accounts, statement entries, envelopes and claims, transfers, expiry index',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS wallet_txns (
+         id text PRIMARY KEY, instance text, fingerprint text, txn text, intent text, created_at bigint,
+         state text, applied map<text, bigint>)`,
+      `CREATE TABLE IF NOT EXISTS wallet_accounts (
+         account text PRIMARY KEY, balance bigint, seq bigint, version bigint, pending text) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS wallet_entries (
+         account text, bucket bigint, seq bigint, txn text, kind text, amount bigint, balance bigint, ref text, ts bigint,
+         PRIMARY KEY ((account, bucket), seq))
+         WITH CLUSTERING ORDER BY (seq DESC) AND compaction = {'class': 'LeveledCompactionStrategy'}`,
+      `CREATE TABLE IF NOT EXISTS wallet_envelopes (
+         envelope text, kind text, key text,
+         body text static, opened text static, closed_at bigint static, refunded bigint static, grabbed_at bigint static,
+         user text, share int, amount bigint, ts bigint, pos int, settled boolean,
+         PRIMARY KEY ((envelope), kind, key)) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS wallet_transfers (
+         id text PRIMARY KEY, body text, opened text, state text, settled_at bigint) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS wallet_due (
+         kind text, hour bigint, expires_at bigint, id text, PRIMARY KEY ((kind, hour), expires_at, id))
+         WITH compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 10800`,
+      `CREATE TABLE IF NOT EXISTS wallet_due_hours (
+         kind text, hour bigint, PRIMARY KEY ((kind), hour)) WITH gc_grace_seconds = 10800`,
     ],
   },
 ]);
