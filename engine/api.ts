@@ -1,6 +1,6 @@
 // The engine as the gateway sees it: one request entry point plus connection lifecycle.
 // Requests are plain data so the same call can cross NATS in distributed mode.
-import type { RequestParams, RequestResult, RequestType } from '../protocol/frames.ts';
+import type { AdminRequestMap, RequestParams, RequestResult, RequestType } from '../protocol/frames.ts';
 
 /** An authenticated device connection. */
 export interface DeviceSession {
@@ -24,6 +24,10 @@ export interface Engine {
   forget?(matches: (conv: string) => boolean): void;
   /** Ids of the groups `user` is a member of (a distributed gateway subscribes to their events). */
   groups?(user: string): Promise<string[]>;
+  /** An operator request (the admin HTTP API; never a client connection). */
+  admin?<T extends keyof AdminRequestMap>(type: T, params: AdminRequestMap[T]['params']): Promise<AdminRequestMap[T]['result']>;
+  /** Refund expired red envelopes and return expired transfers; resolves how many of each. */
+  sweepWallet?(): Promise<{ envelopes: number; transfers: number }>;
   /** The store epoch sent in `welcome`. */
   readonly epoch: string;
   close(): Promise<void>;
@@ -46,6 +50,29 @@ export interface EngineSettings {
   readonly syncPageMax: number;
   /** Conversations whose membership and head the engine keeps in memory (LRU). */
   readonly conversationCacheSize: number;
+  /** Currencies wallets hold, comma-separated ISO 4217 codes; the first is the default. */
+  readonly currencies: string;
+  /** Largest red envelope, in cents. */
+  readonly envelopeMaxTotal: number;
+  /** Most shares in one red envelope (never more than the conversation has members). */
+  readonly envelopeMaxShares: number;
+  /** Longest red envelope greeting, in characters. */
+  readonly envelopeMaxGreeting: number;
+  /** How long an envelope stays open before what is left returns to its sender. */
+  readonly envelopeExpiryMs: number;
+  /** Largest transfer, in cents. */
+  readonly transferMaxAmount: number;
+  /** How long a transfer waits for its recipient before it returns to the sender. */
+  readonly transferExpiryMs: number;
+  /** Largest top-up, in cents. */
+  readonly topupMaxAmount: number;
+  readonly statementPageDefault: number;
+  readonly statementPageMax: number;
+  /** How long a worker that does not own a conversation trusts its member list when checking who
+   *  may grab an envelope (distributed mode; the owner's view is always current). */
+  readonly grabMembershipCacheMs: number;
+  /** Grabs of one envelope within this many ms reach the members as one `envelope` event (0: one event per grab). */
+  readonly envelopeEventCoalesceMs: number;
 }
 
 export const DEFAULT_ENGINE_SETTINGS: EngineSettings = Object.freeze({
@@ -59,4 +86,16 @@ export const DEFAULT_ENGINE_SETTINGS: EngineSettings = Object.freeze({
   syncPageDefault: 200,
   syncPageMax: 1000,
   conversationCacheSize: 10_000,
+  currencies: 'CNY',
+  envelopeMaxTotal: 20_000,
+  envelopeMaxShares: 100,
+  envelopeMaxGreeting: 64,
+  envelopeExpiryMs: 24 * 3600_000,
+  transferMaxAmount: 5_000_000,
+  transferExpiryMs: 24 * 3600_000,
+  topupMaxAmount: 100_000_000,
+  statementPageDefault: 50,
+  statementPageMax: 200,
+  grabMembershipCacheMs: 2_000,
+  envelopeEventCoalesceMs: 100,
 });

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { decodeFrame, encodeFrame } from '../protocol/codec.ts';
 import { ErrorCodes, LanternError, type ErrorName } from '../protocol/errors.ts';
-import type { RequestParams, RequestResult, RequestType } from '../protocol/frames.ts';
+import type { AdminRequestMap, RequestParams, RequestResult, RequestType } from '../protocol/frames.ts';
 import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../protocol/limits.ts';
 import type { DeviceSession, Engine } from './api.ts';
 import { directConversationId } from './conversations.ts';
@@ -19,16 +19,16 @@ export const conversationSubject = (partition: number): string => `lantern.conv.
 
 /** Requests naming another user whose direct conversation with the caller they concern: conv.direct
  *  creates it; a block or unblock changes whether it accepts sends, which its owner caches. */
-const DIRECT_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>(['conv.direct', 'contact.block', 'contact.unblock']);
+const DIRECT_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>(['conv.direct', 'contact.block', 'contact.unblock', 'transfer.send']);
 
 /** Requests served by the owner of the conversation's partition. */
 const CONVERSATION_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>([
   'send', 'recall', 'history', 'read', 'receipts', 'typing', 'conv.info',
-  'group.add', 'group.remove', 'group.leave', 'group.role', ...DIRECT_REQUESTS,
+  'group.add', 'group.remove', 'group.leave', 'group.role', 'envelope.send', ...DIRECT_REQUESTS,
 ]);
 
 /** Internal calls that are not client requests. */
-type Internal = '$connected' | '$disconnected' | '$epoch' | '$refresh' | '$groups';
+type Internal = '$connected' | '$disconnected' | '$epoch' | '$refresh' | '$groups' | '$admin';
 
 /** Bus frames are worker-to-gateway traffic (sync pages, member lists): far larger than client frames. */
 const BUS_LIMITS: FrameLimits = Object.freeze({
@@ -90,6 +90,9 @@ export class BusEngine implements Engine {
   }
   async groups(user: string): Promise<string[]> {
     return await this.call('$groups', { user }, { user: '', device: '', session: '' }) as string[];
+  }
+  admin<T extends keyof AdminRequestMap>(type: T, params: AdminRequestMap[T]['params']): Promise<AdminRequestMap[T]['result']> {
+    return this.call('$admin', { type, params }, { user: '', device: '', session: '' }) as Promise<AdminRequestMap[T]['result']>;
   }
   async close(): Promise<void> {}
 
@@ -153,6 +156,10 @@ async function dispatch(engine: Engine, call: Call): Promise<unknown> {
     case '$disconnected': await engine.disconnected(call.who); return null;
     case '$refresh': await engine.refresh?.(call.p['sessions'] as DeviceSession[]); return null;
     case '$groups': return engine.groups ? engine.groups(String(call.p['user'])) : [];
+    case '$admin': {
+      if (!engine.admin) throw new LanternError('not_found', 'this worker has no admin requests');
+      return engine.admin(call.p['type'] as keyof AdminRequestMap, call.p['params'] as never);
+    }
     default: return engine.request(call.who, call.t as RequestType, call.p as never);
   }
 }

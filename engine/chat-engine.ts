@@ -10,6 +10,11 @@ import { Messaging, SendLimit } from './messaging.ts';
 import { silentLogger, systemClock, type ChatStore, type Clock, type Delivery, type Logger, type PresenceRegistry, type RateLimiter } from './ports.ts';
 import { Presence } from './presence.ts';
 import { Sync } from './sync.ts';
+import { Envelopes } from './wallet/envelopes.ts';
+import type { GrabDecider, WalletStore } from './wallet/ports.ts';
+import type { RandomInt } from './wallet/split.ts';
+import { Transfers } from './wallet/transfers.ts';
+import { Wallet } from './wallet/wallet.ts';
 
 export interface ChatEngineDeps {
   store: ChatStore;
@@ -20,6 +25,8 @@ export interface ChatEngineDeps {
   ownsConversation?: (conv: string) => boolean;
   /** Messages per user across all their devices (absent: no per-user limit). */
   sendLimiter?: RateLimiter;
+  /** Wallet, transfers and red envelopes (absent: those requests answer not_found). */
+  wallet?: { store: WalletStore; decider: GrabDecider; random?: RandomInt };
   settings?: Partial<EngineSettings>;
   clock?: Clock;
   log?: Logger;
@@ -46,6 +53,16 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
   const conversations = new Conversations(store, cache, writer, delivery, settings, clock);
   const sync = new Sync(store, conversations, settings);
   const presence = new Presence(store, deps.presence, contacts, delivery, clock);
+
+  const money = deps.wallet && {
+    wallet: new Wallet(deps.wallet.store, settings, clock),
+    transfers: new Transfers(deps.wallet.store, messaging, delivery, settings, clock, log),
+    envelopes: new Envelopes(deps.wallet.store, deps.wallet.decider, cache, messaging, delivery, settings, clock, log, deps.wallet.random),
+  };
+  const wallet = (): NonNullable<typeof money> => {
+    if (!money) throw new LanternError('not_found', 'the wallet is not enabled on this server');
+    return money;
+  };
 
   const limitUsers = (users: string[]): void => {
     if (users.length > settings.maxUsersPerCall) {
@@ -77,6 +94,15 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     'group.remove': (w, p) => conversations.remove(w, p),
     'group.leave': (w, p) => conversations.leave(w, p),
     'group.role': (w, p) => conversations.setRole(w, p),
+    'wallet.balance': (w) => wallet().wallet.balance(w),
+    'wallet.statement': (w, p) => wallet().wallet.statement(w, p),
+    'transfer.send': (w, p) => wallet().transfers.send(w, p),
+    'transfer.accept': (w, p) => wallet().transfers.accept(w, p),
+    'transfer.return': (w, p) => wallet().transfers.return(w, p),
+    'transfer.info': (w, p) => wallet().transfers.info(w, p),
+    'envelope.send': (w, p) => wallet().envelopes.send(w, p),
+    'envelope.grab': (w, p) => wallet().envelopes.grab(w, p),
+    'envelope.info': (w, p) => wallet().envelopes.info(w, p),
   };
 
   return {
@@ -92,6 +118,16 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     sweep: () => presence.sweep(),
     forget: (matches) => cache.invalidateWhere(matches),
     groups: async (user) => (await store.listUserConversations(user)).map((m) => m.conv).filter(isGroupConversation),
-    close: () => store.close(),
+    admin: (type, params) => {
+      if (type !== 'wallet.topup') throw new LanternError('unknown_type', `unknown admin request "${String(type)}"`, { field: 't' });
+      return wallet().wallet.topup(params);
+    },
+    ...(money ? {
+      sweepWallet: async () => ({ envelopes: await money.envelopes.sweep(), transfers: await money.transfers.sweep() }),
+    } : {}),
+    close: async () => {
+      await store.close();
+      await deps.wallet?.store.close();
+    },
   };
 }

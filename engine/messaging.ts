@@ -1,6 +1,6 @@
 // Sending, recalling, reading and paging messages in a conversation.
 import { LanternError } from '../protocol/errors.ts';
-import type { Message, RequestParams, RequestResult, SystemBody } from '../protocol/frames.ts';
+import type { EnvelopeBody, Message, MessageKind, RequestParams, RequestResult, SystemBody, TransferBody } from '../protocol/frames.ts';
 import type { DeviceSession, EngineSettings } from './api.ts';
 import type { ConversationCache, ConversationState } from './conversation-state.ts';
 import type { ConversationWriter, Operation } from './conversation-writer.ts';
@@ -8,6 +8,8 @@ import { validateBody } from './message-body.ts';
 import type { ChatStore, Clock, Delivery, Logger, RateLimiter } from './ports.ts';
 
 type SendResult = RequestResult<'send'>;
+/** What identifies a message being sent: its conversation, client id and kind. */
+interface Outgoing { conv: string; cid: string; kind: MessageKind }
 
 export function systemMessage(conv: string, seq: number, ts: number, body: SystemBody): Message {
   return { conv, seq, from: body.by, dev: '', cid: '', kind: 'system', body, ts };
@@ -58,6 +60,18 @@ export class Messaging {
 
   async send(who: DeviceSession, p: RequestParams<'send'>): Promise<SendResult> {
     const body = validateBody(p.kind, p.body as unknown as Record<string, unknown>, this.settings);
+    return this.submit(who, { conv: p.conv, cid: p.cid, kind: p.kind }, body);
+  }
+
+  /**
+   * Post a server-built card (a red envelope, a transfer) as `who`'s message: the same path as a
+   * send (membership, block check, per-user limit, idempotent by cid), with a body the engine made.
+   */
+  postCard(who: DeviceSession, conv: string, cid: string, kind: 'envelope' | 'transfer', body: EnvelopeBody | TransferBody): Promise<SendResult> {
+    return this.submit(who, { conv, cid, kind }, body);
+  }
+
+  private submit(who: DeviceSession, p: Outgoing, body: Message['body']): Promise<SendResult> {
     const key = `${p.conv}\u0000${who.user}\u0000${p.cid}`;
     const running = this.inflight.get(key);
     if (running) return running.then((r) => ({ ...r, dup: true }));
@@ -88,7 +102,7 @@ export class Messaging {
   }
 
   private async sendOnce(
-    who: DeviceSession, p: RequestParams<'send'>, body: Message['body'], previous: Promise<void>, queued: () => void,
+    who: DeviceSession, p: Outgoing, body: Message['body'], previous: Promise<void>, queued: () => void,
   ): Promise<SendResult> {
     const state = await this.cache.require(p.conv);
     state.requireMember(who.user);
@@ -115,6 +129,14 @@ export class Messaging {
     const change = await submitted;
     const m = change.messages[0]!;
     return { conv: p.conv, seq: m.seq, ts: m.ts, dup: false };
+  }
+
+  /** The conversation, if `who` may post in it now (member; in a direct conversation, neither side blocked). */
+  async requirePostable(who: DeviceSession, conv: string): Promise<ConversationState> {
+    const state = await this.cache.require(conv);
+    state.requireMember(who.user);
+    if (state.meta.type === 'direct') await this.checkNotBlocked(state, who.user);
+    return state;
   }
 
   private async checkNotBlocked(state: ConversationState, user: string): Promise<void> {

@@ -33,6 +33,8 @@ export interface Settings extends FrameLimits, EngineSettings {
   readonly store: (typeof STORES)[number];
   readonly logLevel: (typeof LOG_LEVELS)[number];
   readonly jwtSecret: string | undefined;
+  readonly adminToken: string | undefined;
+  readonly walletSweepMs: number;
   readonly jwtPublicKey: string | undefined;
   readonly jwtAudience: string;
   readonly jwtClockToleranceSec: number;
@@ -120,6 +122,8 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   dataDir: { default: '.lantern', doc: 'Directory for the LMDB store and the dev auth secret.', parse: text() },
   store: { default: 'lmdb', doc: 'Chat storage: lmdb (durable, embedded) or memory (lost on exit).', parse: oneOf(STORES) },
   logLevel: { default: 'info', doc: 'pino log level.', parse: oneOf(LOG_LEVELS) },
+  adminToken: { default: undefined, doc: 'Bearer token of the admin HTTP API (POST /admin/wallet/topup); unset = the admin API is off. At least 32 characters.', parse: optional(text(32)) },
+  walletSweepMs: { default: 5_000, doc: 'How often the engine refunds expired red envelopes and returns expired transfers, in ms.', parse: int(100, 3_600_000) },
   jwtSecret: { default: undefined, doc: 'HS256 shared secret for tokens (>= 32 chars); unset with no public key = dev secret in dataDir.', parse: optional(text(32)) },
   jwtPublicKey: { default: undefined, doc: 'Ed25519 public key (PEM or JWK JSON) accepting EdDSA tokens.', parse: optional(ed25519PublicKey) },
   jwtAudience: { default: 'lantern', doc: 'Required `aud` claim of tokens.', parse: text() },
@@ -155,6 +159,22 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   syncPageDefault: { default: E.syncPageDefault, doc: 'Messages per `sync` page when the client gives no limit.', parse: int(1, MAX_INT) },
   syncPageMax: { default: E.syncPageMax, doc: 'Most messages per `sync` page.', parse: int(1, MAX_INT) },
   conversationCacheSize: { default: E.conversationCacheSize, doc: 'Conversations whose membership and head the engine keeps in memory (LRU).', parse: int(1, MAX_INT) },
+  currencies: {
+    default: E.currencies, doc: 'Currencies wallets hold: comma-separated ISO 4217 codes, the first is the default. Amounts are integer minor units (cents).',
+    parse: (raw: unknown): Parsed<string> => (typeof raw === 'string' && /^[A-Z]{3}(,[A-Z]{3})*$/.test(raw)
+      ? { ok: true, value: raw } : { ok: false, expected: 'comma-separated 3-letter currency codes, e.g. CNY,USD' }),
+  },
+  envelopeMaxTotal: { default: E.envelopeMaxTotal, doc: 'Largest red envelope, in cents.', parse: int(1, 2 ** 48 - 1) },
+  envelopeMaxShares: { default: E.envelopeMaxShares, doc: 'Most shares in one red envelope (also never more than the conversation has members).', parse: int(1, 10_000) },
+  envelopeMaxGreeting: { default: E.envelopeMaxGreeting, doc: 'Longest red envelope greeting, in characters.', parse: int(0, 4000) },
+  envelopeExpiryMs: { default: E.envelopeExpiryMs, doc: 'How long a red envelope stays open; then what is left returns to its sender.', parse: int(1_000, MAX_INT) },
+  transferMaxAmount: { default: E.transferMaxAmount, doc: 'Largest transfer, in cents.', parse: int(1, 2 ** 48 - 1) },
+  transferExpiryMs: { default: E.transferExpiryMs, doc: 'How long a transfer waits to be accepted; then it returns to its sender.', parse: int(1_000, MAX_INT) },
+  topupMaxAmount: { default: E.topupMaxAmount, doc: 'Largest single top-up through the admin API, in cents.', parse: int(1, 2 ** 48 - 1) },
+  statementPageDefault: { default: E.statementPageDefault, doc: 'Entries per `wallet.statement` page when the client gives no limit.', parse: int(1, MAX_INT) },
+  statementPageMax: { default: E.statementPageMax, doc: 'Most entries per `wallet.statement` page.', parse: int(1, MAX_INT) },
+  envelopeEventCoalesceMs: { default: E.envelopeEventCoalesceMs, doc: 'Grabs of one red envelope within this many ms reach the members as one `envelope` event (0: one event per grab).', parse: int(0, 10_000) },
+  grabMembershipCacheMs: { default: E.grabMembershipCacheMs, doc: 'How long a worker that does not own a conversation trusts its member list when checking who may grab an envelope (worker mode).', parse: int(0, 60_000) },
 };
 
 export const SETTING_NAMES = Object.keys(SETTINGS_SCHEMA) as ReadonlyArray<keyof Settings>;

@@ -8,6 +8,8 @@ export interface HttpDeps {
   /** 'ready' → /readyz 200; anything else is the 503 body ('starting', 'draining'). */
   readiness(): 'ready' | 'starting' | 'draining';
   metrics: GatewayMetrics;
+  /** More routes, registered before the catch-all 404 (the admin API). */
+  more?: (app: uWS.TemplatedApp) => void;
 }
 
 export function registerHttpRoutes(app: uWS.TemplatedApp, deps: HttpDeps): void {
@@ -22,6 +24,7 @@ export function registerHttpRoutes(app: uWS.TemplatedApp, deps: HttpDeps): void 
   app.get('/metrics', (res) => {
     res.writeHeader('content-type', 'text/plain; version=0.0.4').end(deps.metrics.render(deps.readiness() === 'ready'), true);
   });
+  deps.more?.(app);
   app.any('/*', (res) => {
     res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('not found', true);
   });

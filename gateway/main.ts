@@ -7,12 +7,16 @@ import pino from 'pino';
 import type { Engine } from '../engine/api.ts';
 import { createChatEngine, type ChatEngineDeps } from '../engine/chat-engine.ts';
 import type { ChatStore, Logger } from '../engine/ports.ts';
+import type { WalletStore } from '../engine/wallet/ports.ts';
+import { MemoryGrabDecider } from '../storage/memory/grab-decider.ts';
+import { MemoryWalletStore } from '../storage/memory/wallet-store.ts';
 import { MemoryChatStore } from '../storage/memory/chat-store.ts';
 import { MemoryPresenceRegistry } from '../storage/memory/presence-registry.ts';
 import { MemoryRateLimiter } from '../storage/memory/rate-limiter.ts';
 import { createTokenVerifier, loadOrCreateDevSecret, warnDevAuth } from './auth.ts';
 import { engineSettingsOf, loadSettings, type Settings } from './config.ts';
 import { createGateway } from './server.ts';
+import { sweepWallet } from './wallet-sweep.ts';
 
 export interface RunningLantern {
   port: number;
@@ -60,14 +64,18 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
   // Listen before storage opens: /healthz answers and /readyz says 503 while starting.
   const port = await gateway.listen();
   let store: ChatStore | undefined;
+  let walletStore: WalletStore | undefined;
   let engine: Engine;
   try {
     if (settings.mode === 'gateway') {
       engine = await remoteEngine(settings, gateway, log);
     } else {
       store = await openStore(settings);
+      walletStore = await openWalletStore(settings);
       engine = (options.createEngine ?? createChatEngine)({
         store,
+        // In one process the decider is a map in memory; it is rebuilt from the store's claims after a restart.
+        wallet: { store: walletStore, decider: new MemoryGrabDecider() },
         presence: new MemoryPresenceRegistry(),
         delivery: gateway.delivery,
         sendLimiter: new MemoryRateLimiter({ ratePerSec: settings.userSendRatePerSec, burst: settings.userSendBurst }),
@@ -78,9 +86,11 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
   } catch (err) {
     await gateway.close();
     if (store) await store.close();
+    if (walletStore) await walletStore.close();
     throw err;
   }
   gateway.attachEngine(engine);
+  const stopSweeping = settings.mode === 'embedded' ? sweepWallet(engine, settings.walletSweepMs, log) : () => {};
 
   const host = settings.host;
   const url = `ws://${urlHost(host)}:${port}/ws`;
@@ -91,7 +101,8 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
     port, host, url, epoch: engine.epoch, settings,
     close() {
       closing ??= (async () => {
-        // Drains sockets, then engine.close(), which closes the store it was given.
+        // Drains sockets, then engine.close(), which closes the stores it was given.
+        stopSweeping();
         await gateway.close();
         log.info({ port }, 'closed');
       })();
@@ -127,6 +138,7 @@ async function remoteEngine(settings: Settings, gateway: ReturnType<typeof creat
     connected: (who) => engine.connected(who),
     disconnected: (who) => engine.disconnected(who),
     refresh: (sessions) => engine.refresh(sessions),
+    admin: (type, params) => engine.admin(type, params),
     async close() { relay.close(); await bus.close(); },
   };
 }
@@ -137,6 +149,12 @@ async function openStore(settings: Settings): Promise<ChatStore> {
   // Loaded only when chosen, so a memory-store process never loads the native LMDB binding.
   const { LmdbChatStore } = await import('../storage/lmdb/chat-store.ts');
   return LmdbChatStore.open({ path: join(settings.dataDir, 'lmdb') });
+}
+
+async function openWalletStore(settings: Settings): Promise<WalletStore> {
+  if (settings.store === 'memory') return new MemoryWalletStore();
+  const { LmdbWalletStore } = await import('../storage/lmdb/wallet-store.ts');
+  return LmdbWalletStore.open({ path: join(settings.dataDir, 'wallet') });
 }
 
 function urlHost(host: string): string {

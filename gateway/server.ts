@@ -11,6 +11,7 @@ import { frameLimitsOf, type Settings } from './config.ts';
 import { closeSocket, type Connection, type Socket } from './connection.ts';
 import type { GatewayContext } from './context.ts';
 import { SocketDelivery } from './delivery.ts';
+import { registerAdminRoutes } from './admin-http.ts';
 import { registerHttpRoutes } from './http.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { checkBackpressure, createConnection, onClose, onMessage, onOpen } from './session.ts';
@@ -103,6 +104,7 @@ export function createGateway({ settings, verifier, log, now = Date.now }: Gatew
   registerHttpRoutes(app, {
     readiness: () => (draining ? 'draining' : attached ? 'ready' : 'starting'),
     metrics,
+    more: (a) => registerAdminRoutes(a, { adminToken: settings.adminToken, engine: () => (draining ? undefined : attached), log }),
   });
 
   const sweep = setInterval(() => {

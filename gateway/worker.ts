@@ -12,12 +12,15 @@ import { createChatEngine } from '../engine/chat-engine.ts';
 import { createReplyEncoder } from '../engine/reply-encoder.ts';
 import type { Logger } from '../engine/ports.ts';
 import { CqlChatStore } from '../storage/cql/chat-store.ts';
+import { CqlWalletStore } from '../storage/cql/wallet-store.ts';
+import { RedisGrabDecider } from '../storage/redis/grab-decider.ts';
 import { createCqlClient } from '../storage/cql/client.ts';
 import { NatsBus } from '../storage/nats/bus.ts';
 import { redisResilienceOptions } from '../storage/redis/client-options.ts';
 import { RedisPresenceRegistry } from '../storage/redis/presence-registry.ts';
 import { RedisRateLimiter } from '../storage/redis/rate-limiter.ts';
 import { engineSettingsOf, loadSettings, type Settings } from './config.ts';
+import { sweepWallet } from './wallet-sweep.ts';
 
 export interface RunningWorker {
   settings: Settings;
@@ -45,6 +48,7 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
   try {
     await cql.connect();
     const store = await CqlChatStore.open({ client: cql, keyspace: settings.cqlKeyspace });
+    const walletStore = await CqlWalletStore.open({ client: cql, keyspace: settings.cqlKeyspace });
     // Partitions this worker serves: it caches (and is the single writer of) only their conversations.
     const serving = new Set<string>();
     const { partitions } = settings;
@@ -56,6 +60,8 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
       sendLimiter: new RedisRateLimiter(redis, {
         keyPrefix: `lantern:${settings.cqlKeyspace}:`, name: 'send', ratePerSec: settings.userSendRatePerSec, burst: settings.userSendBurst,
       }),
+      // Grabs go to any worker: the Redis script decides who gets which share, the store's claim is the truth.
+      wallet: { store: walletStore, decider: new RedisGrabDecider(redis, { keyPrefix: `lantern:${settings.cqlKeyspace}:` }) },
       settings: engineSettingsOf(settings),
       log,
     });
@@ -89,6 +95,8 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
         .finally(() => { sweeping = false; });
     }, settings.presenceSweepMs);
     sweeper.unref();
+    // Every worker sweeps expired envelopes and transfers too; each refund is one idempotent store operation.
+    const stopWalletSweep = sweepWallet(engine, settings.walletSweepMs, log);
     await bus.flush();
     log.info({ nats: settings.natsUrl, keyspace: settings.cqlKeyspace, epoch: engine.epoch }, 'worker serving');
     let closing: Promise<void> | undefined;
@@ -99,6 +107,7 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
       close() {
         closing ??= (async () => {
           clearInterval(sweeper);
+          stopWalletSweep();
           await ownership.stop();
           served.unsubscribe();
           await bus.close();

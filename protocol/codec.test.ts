@@ -88,6 +88,7 @@ function randClientFrame(r: Rng, type: keyof typeof FRAME_SPECS): Record<string,
       case 'map': return randMap(r, 2, DEFAULT_FRAME_LIMITS);
       case 'kind': return r.pick(['text', 'sticker', 'image', 'file', 'location']);
       case 'role': return r.pick(['admin', 'member']);
+      case 'mode': return r.pick(['lucky', 'equal']);
       default: throw new Error(`no generator for field spec ${fs}`);
     }
   };

@@ -4,7 +4,7 @@
 export const PROTOCOL_VERSION = 1;
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
 
-export type MessageKind = 'text' | 'sticker' | 'image' | 'file' | 'location' | 'system';
+export type MessageKind = 'text' | 'sticker' | 'image' | 'file' | 'location' | 'system' | 'envelope' | 'transfer';
 export type ConversationType = 'direct' | 'group';
 export type MemberRole = 'owner' | 'admin' | 'member';
 /** A contact relation as seen by the user who lists it. */
@@ -25,8 +25,13 @@ export interface SystemBody {
   seq?: number;
   title?: string;
 }
-export type ClientMessageKind = Exclude<MessageKind, 'system'>;
-export type MessageBody = TextBody | StickerBody | ImageBody | FileBody | LocationBody | SystemBody;
+/** The card of a red envelope (posted by `envelope.send`). Amounts are integer cents. */
+export interface EnvelopeBody { envelope: string; greeting: string; total: number; count: number; mode: EnvelopeMode; currency: string }
+/** The card of a transfer (posted by `transfer.send`). */
+export interface TransferBody { transfer: string; amount: number; currency: string; note: string }
+/** Kinds a client may `send`; system notices and money cards are posted by the server. */
+export type ClientMessageKind = Exclude<MessageKind, 'system' | 'envelope' | 'transfer'>;
+export type MessageBody = TextBody | StickerBody | ImageBody | FileBody | LocationBody | SystemBody | EnvelopeBody | TransferBody;
 
 /** A stored message as delivered to clients. (conv, seq) identifies it. */
 export interface Message {
@@ -68,6 +73,40 @@ export interface MemberInfo { user: string; role: MemberRole; joined: number }
 export interface ContactInfo { user: string; state: ContactState; ts: number }
 export interface PresenceInfo { user: string; online: boolean; lastSeen: number }
 
+export type EnvelopeMode = 'lucky' | 'equal';
+export interface EnvelopeClaimInfo { user: string; amount: number; ts: number }
+export interface EnvelopeInfo {
+  envelope: string; conv: string; sender: string; currency: string; total: number; count: number;
+  mode: EnvelopeMode; greeting: string; createdAt: number; expiresAt: number;
+  /** In the order they were made. */
+  claims: EnvelopeClaimInfo[];
+  /** Shares not yet claimed (0 once refunded). */
+  left: number;
+  /** Cents returned to the sender at expiry, once refunded. */
+  refunded?: number;
+  /** Who got the largest share (the earliest on a tie), once every share is claimed. */
+  luckiest?: string;
+}
+export type GrabOutcome = 'grabbed' | 'already' | 'empty' | 'expired';
+export type TransferState = 'pending' | 'accepted' | 'returned';
+export interface TransferInfo {
+  transfer: string; from: string; to: string; currency: string; amount: number; note: string; conv: string;
+  createdAt: number; expiresAt: number; state: TransferState; settledAt?: number;
+}
+export interface BalanceInfo { currency: string; cents: number }
+export interface StatementEntry {
+  /** Paging cursor: pass as `before` for older entries. */
+  seq: number;
+  kind: 'topup' | 'envelope' | 'grab' | 'refund' | 'transfer' | 'accept' | 'return';
+  /** Signed cents: positive into the wallet. */
+  amount: number;
+  /** The wallet's balance right after this entry. */
+  balance: number;
+  /** The envelope or transfer it belongs to. */
+  ref?: string;
+  ts: number;
+}
+
 // ---------------------------------------------------------------- client -> server
 
 export interface HelloFrame { t: 'hello'; id: number; v: number[]; token: string; device: string; client?: string }
@@ -97,6 +136,23 @@ export interface RequestMap {
   'group.remove': { params: { conv: string; users: string[] }; result: { conv: string; seq: number } };
   'group.leave': { params: { conv: string }; result: { conv: string; seq: number } };
   'group.role': { params: { conv: string; user: string; role: 'admin' | 'member' }; result: { conv: string; seq: number } };
+  'wallet.balance': { params: Record<never, never>; result: { balances: BalanceInfo[] } };
+  'wallet.statement': { params: { currency?: string; before?: number; limit?: number }; result: { entries: StatementEntry[]; more: boolean } };
+  'transfer.send': { params: { user: string; amount: number; key: string; currency?: string; note?: string }; result: { transfer: TransferInfo; conv: string; seq: number } };
+  'transfer.accept': { params: { transfer: string }; result: TransferInfo };
+  'transfer.return': { params: { transfer: string }; result: TransferInfo };
+  'transfer.info': { params: { transfer: string }; result: TransferInfo };
+  'envelope.send': {
+    params: { conv: string; total: number; count: number; mode: EnvelopeMode; key: string; greeting?: string; currency?: string };
+    result: { envelope: string; conv: string; seq: number; expiresAt: number };
+  };
+  'envelope.grab': { params: { envelope: string }; result: { envelope: string; outcome: GrabOutcome; amount?: number; currency: string } };
+  'envelope.info': { params: { envelope: string }; result: EnvelopeInfo };
+}
+
+/** Requests only the operator's admin API may make (never accepted on a client connection). */
+export interface AdminRequestMap {
+  'wallet.topup': { params: { user: string; amount: number; key: string; currency?: string }; result: { user: string; currency: string; amount: number; balance: number; applied: boolean } };
 }
 
 export type RequestType = keyof RequestMap;
@@ -144,6 +200,18 @@ export interface PresenceEvent { t: 'presence'; user: string; online: boolean; l
 export interface ContactEvent { t: 'contact'; user: string; state: ContactState; note?: string }
 /** The server dropped events for this connection (it read too slowly): sync now. */
 export interface LagEvent { t: 'lag' }
+/** A red envelope changed: shares were grabbed (the last one with `luckiest`), or the rest was refunded. */
+export interface EnvelopeEvent {
+  t: 'envelope'; conv: string; envelope: string;
+  /** Grabs since the previous event of this envelope, in the order made. */
+  grabs?: EnvelopeClaimInfo[];
+  /** Shares not yet claimed (absent if the server could not read it just then). */
+  left?: number;
+  luckiest?: string;
+  refunded?: number;
+}
+/** A transfer was accepted or returned (to both parties). */
+export interface TransferEvent { t: 'transfer'; transfer: TransferInfo }
 
-export type ServerEvent = MessageEvent | ReceiptEvent | TypingEvent | PresenceEvent | ContactEvent | LagEvent;
+export type ServerEvent = MessageEvent | ReceiptEvent | TypingEvent | PresenceEvent | ContactEvent | LagEvent | EnvelopeEvent | TransferEvent;
 export type ServerFrame = WelcomeFrame | ResultFrame | ErrorFrame | ServerEvent;

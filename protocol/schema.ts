@@ -17,7 +17,8 @@ type FieldSpec =
   | 'seqMap'    // map id -> seq
   | 'map'       // any map (validated further by the engine)
   | 'kind'      // client message kind
-  | 'role';     // 'admin' | 'member'
+  | 'role'      // 'admin' | 'member'
+  | 'mode';     // red envelope split: 'lucky' | 'equal'
 
 interface FrameSpec { readonly required: Readonly<Record<string, FieldSpec>>; readonly optional?: Readonly<Record<string, FieldSpec>> }
 
@@ -48,10 +49,22 @@ export const FRAME_SPECS: Readonly<Record<'hello' | RequestType, FrameSpec>> = {
   'group.remove': { required: { conv: 'id', users: 'ids' } },
   'group.leave': { required: { conv: 'id' } },
   'group.role': { required: { conv: 'id', user: 'id', role: 'role' } },
+  // Amounts are 'count': positive safe integers of cents (floats, zero, negatives and 64-bit
+  // integers beyond 2^53 are refused here; the engine applies the per-operation limits).
+  'wallet.balance': none,
+  'wallet.statement': { required: {}, optional: { currency: 'id', before: 'count', limit: 'count' } },
+  'transfer.send': { required: { user: 'id', amount: 'count', key: 'id' }, optional: { currency: 'id', note: 'string' } },
+  'transfer.accept': { required: { transfer: 'id' } },
+  'transfer.return': { required: { transfer: 'id' } },
+  'transfer.info': { required: { transfer: 'id' } },
+  'envelope.send': { required: { conv: 'id', total: 'count', count: 'count', mode: 'mode', key: 'id' }, optional: { greeting: 'string', currency: 'id' } },
+  'envelope.grab': { required: { envelope: 'id' } },
+  'envelope.info': { required: { envelope: 'id' } },
 };
 
 const KINDS = new Set(['text', 'sticker', 'image', 'file', 'location']);
 const ROLES = new Set(['admin', 'member']);
+const MODES = new Set(['lucky', 'equal']);
 
 export function isId(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH;
@@ -75,6 +88,7 @@ function checkField(spec: FieldSpec, v: unknown): boolean {
     case 'map': return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array);
     case 'kind': return typeof v === 'string' && KINDS.has(v);
     case 'role': return typeof v === 'string' && ROLES.has(v);
+    case 'mode': return typeof v === 'string' && MODES.has(v);
   }
 }
 
@@ -90,6 +104,7 @@ const DESCRIBE: Record<FieldSpec, string> = {
   map: 'a map',
   kind: 'one of text, sticker, image, file, location',
   role: 'one of admin, member',
+  mode: 'one of lucky, equal',
 };
 
 /** Read the request id of a decoded frame, or 0 when it has none (errors then carry id 0). */

@@ -3,7 +3,7 @@ import { MemoryChatStore } from '../../storage/memory/chat-store.ts';
 import { MemoryPresenceRegistry } from '../../storage/memory/presence-registry.ts';
 import type { RequestParams, RequestResult, RequestType, ServerEvent } from '../../protocol/frames.ts';
 import type { DeviceSession, Engine, EngineSettings } from '../api.ts';
-import { createChatEngine } from '../chat-engine.ts';
+import { createChatEngine, type ChatEngineDeps } from '../chat-engine.ts';
 import { audienceUsers, type ChatStore, type ConversationAudience, type Delivery } from '../ports.ts';
 
 export class RecordingDelivery implements Delivery {
@@ -45,10 +45,10 @@ export interface Client {
 
 let sessions = 0;
 
-export function harness(settings: Partial<EngineSettings> = {}, store: ChatStore = new MemoryChatStore()): Harness {
+export function harness(settings: Partial<EngineSettings> = {}, store: ChatStore = new MemoryChatStore(), more: Partial<ChatEngineDeps> = {}): Harness {
   const delivery = new RecordingDelivery();
   const clock = new ManualClock();
-  const engine = createChatEngine({ store, presence: new MemoryPresenceRegistry(), delivery, clock, settings });
+  const engine = createChatEngine({ store, presence: new MemoryPresenceRegistry(), delivery, clock, settings, ...more });
   let cids = 0;
   const as = (user: string, device = 'phone'): Client => {
     const who = { user, device, session: `s${++sessions}` };

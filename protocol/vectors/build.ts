@@ -6,8 +6,9 @@ import type { ErrorName } from '../errors.ts';
 import { ErrorCodes } from '../errors.ts';
 import { DEFAULT_FRAME_LIMITS } from '../limits.ts';
 import type {
-  ContactEvent, ContactInfo, ConversationInfo, ErrorFrame, HelloFrame, LagEvent, MemberInfo, Message, MessageEvent,
-  PresenceEvent, PresenceInfo, ReceiptEvent, RequestFrame, RequestType, ResultFrame, TypingEvent, WelcomeFrame,
+  ContactEvent, ContactInfo, ConversationInfo, EnvelopeEvent, EnvelopeInfo, ErrorFrame, HelloFrame, LagEvent, MemberInfo,
+  Message, MessageEvent, PresenceEvent, PresenceInfo, ReceiptEvent, RequestFrame, RequestType, ResultFrame, TransferEvent,
+  TransferInfo, TypingEvent, WelcomeFrame,
 } from '../frames.ts';
 
 export interface ValidVector {
@@ -48,6 +49,21 @@ const recallNotice: Message = { conv: GROUP, seq: 9, from: 'bob', dev: '', cid: 
 
 const directInfo: ConversationInfo = { conv: DIRECT, type: 'direct', title: '', epoch: 'c1', head: 42, role: 'member', joined: 0, read: 40, peer: 'bob', members: 2 };
 const groupInfo: ConversationInfo = { conv: GROUP, type: 'group', title: 'Hiking', epoch: 'c1', head: 9, role: 'owner', joined: 0, read: 9, members: 3 };
+const ENVELOPE = 'eQm9Xc2LkP0aZr8TyV1wNb';
+const TRANSFER = 'tH4sWq7Jd2FgKx9ZpL0aMe';
+const envelopeCard: Message = {
+  conv: GROUP, seq: 14, from: 'alice', dev: 'phone', cid: ENVELOPE, kind: 'envelope', ts: T0 + 55_000,
+  body: { envelope: ENVELOPE, greeting: 'Happy new year', total: 8888, count: 5, mode: 'lucky', currency: 'CNY' },
+};
+const envelopeInfo: EnvelopeInfo = {
+  envelope: ENVELOPE, conv: GROUP, sender: 'alice', currency: 'CNY', total: 8888, count: 5, mode: 'lucky', greeting: 'Happy new year',
+  createdAt: T0 + 55_000, expiresAt: T0 + 86_455_000,
+  claims: [{ user: 'bob', amount: 1_777, ts: T0 + 56_000 }, { user: 'carol', amount: 1_901, ts: T0 + 56_010 }], left: 3,
+};
+const transferInfo: TransferInfo = {
+  transfer: TRANSFER, from: 'alice', to: 'bob', currency: 'CNY', amount: 5200, note: 'dinner', conv: DIRECT,
+  createdAt: T0 + 60_000, expiresAt: T0 + 86_460_000, state: 'pending',
+};
 const members: MemberInfo[] = [{ user: 'alice', role: 'owner', joined: 0 }, { user: 'bob', role: 'admin', joined: 0 }, { user: 'carol', role: 'member', joined: 3 }];
 const bobContact: ContactInfo = { user: 'bob', state: 'friend', ts: T0 + 500 };
 const bobPresence: PresenceInfo = { user: 'bob', online: false, lastSeen: T0 - 60_000 };
@@ -91,6 +107,15 @@ const clientFrames: Array<[string, string, Record<string, unknown>]> = [
   ['group.remove', 'Remove members.', req({ t: 'group.remove', id: 27, conv: GROUP, users: ['dave'] })],
   ['group.leave', 'Leave a group.', req({ t: 'group.leave', id: 28, conv: GROUP })],
   ['group.role', 'Make bob an admin.', req({ t: 'group.role', id: 29, conv: GROUP, user: 'bob', role: 'admin' })],
+  ['wallet.balance', 'Balances in every currency.', req({ t: 'wallet.balance', id: 31 })],
+  ['wallet.statement', 'The next page of the CNY statement.', req({ t: 'wallet.statement', id: 32, currency: 'CNY', before: 17, limit: 20 })],
+  ['transfer.send', 'Send bob 52.00 CNY (integer cents), idempotent by key.', req({ t: 'transfer.send', id: 33, user: 'bob', amount: 5200, key: 'tx-7f3a', note: 'dinner' })],
+  ['transfer.accept', 'bob accepts a transfer.', req({ t: 'transfer.accept', id: 34, transfer: TRANSFER })],
+  ['transfer.return', 'bob declines a transfer.', req({ t: 'transfer.return', id: 35, transfer: TRANSFER })],
+  ['transfer.info', 'A transfer, for its sender or recipient.', req({ t: 'transfer.info', id: 36, transfer: TRANSFER })],
+  ['envelope.send', 'A lucky envelope of 88.88 CNY in 5 shares.', req({ t: 'envelope.send', id: 37, conv: GROUP, total: 8888, count: 5, mode: 'lucky', key: 'env-1', greeting: 'Happy new year' })],
+  ['envelope.grab', 'Grab a share.', req({ t: 'envelope.grab', id: 38, envelope: ENVELOPE })],
+  ['envelope.info', 'An envelope and its claims.', req({ t: 'envelope.info', id: 39, envelope: ENVELOPE })],
 ];
 
 // ---------------------------------------------------------------- server frames
@@ -130,6 +155,22 @@ const serverFrames: Array<[string, string, Record<string, unknown>]> = [
   ['res.group.remove', 'Seq of the `removed` notice.', { ...res<'group.remove'>(27, { conv: GROUP, seq: 11 }) }],
   ['res.group.leave', 'Seq of the `left` notice.', { ...res<'group.leave'>(28, { conv: GROUP, seq: 12 }) }],
   ['res.group.role', 'Seq of the `role` notice.', { ...res<'group.role'>(29, { conv: GROUP, seq: 13 }) }],
+  ['res.wallet.balance', 'One currency configured.', { ...res<'wallet.balance'>(31, { balances: [{ currency: 'CNY', cents: 12_345 }] }) }],
+  ['res.wallet.statement', 'Newest first; `before` the last seq for the next page.', {
+    ...res<'wallet.statement'>(32, { entries: [
+      { seq: 16, kind: 'grab', amount: 1_777, balance: 12_345, ref: ENVELOPE, ts: T0 + 60_000 },
+      { seq: 15, kind: 'topup', amount: 10_568, balance: 10_568, ts: T0 + 50_000 },
+    ], more: false }),
+  }],
+  ['res.transfer.send', 'The pending transfer and the seq of its card.', { ...res<'transfer.send'>(33, { transfer: transferInfo, conv: DIRECT, seq: 44 }) }],
+  ['res.transfer.accept', 'Accepted.', { ...res<'transfer.accept'>(34, { ...transferInfo, state: 'accepted', settledAt: T0 + 70_000 }) }],
+  ['res.transfer.return', 'Returned to the sender.', { ...res<'transfer.return'>(35, { ...transferInfo, state: 'returned', settledAt: T0 + 70_000 }) }],
+  ['res.transfer.info', 'Still pending.', { ...res<'transfer.info'>(36, transferInfo) }],
+  ['res.envelope.send', 'The envelope and the seq of its card.', { ...res<'envelope.send'>(37, { envelope: ENVELOPE, conv: GROUP, seq: 14, expiresAt: T0 + 86_400_000 }) }],
+  ['res.envelope.grab', 'This call took 17.77 CNY.', { ...res<'envelope.grab'>(38, { envelope: ENVELOPE, outcome: 'grabbed', amount: 1_777, currency: 'CNY' }) }],
+  ['res.envelope.grab.empty', 'Every share was taken.', { ...res<'envelope.grab'>(38, { envelope: ENVELOPE, outcome: 'empty', currency: 'CNY' }) }],
+  ['res.envelope.info', 'Two of five shares grabbed.', { ...res<'envelope.info'>(39, envelopeInfo) }],
+  ['err.insufficient_funds', 'The wallet cannot pay: nothing moved.', { ...err(37, 'insufficient_funds', 'the CNY wallet holds 500 cents; the envelope needs 8888', { field: 'total' }) }],
   ['err.invalid_field', 'A request error naming the field.', { ...err(12, 'invalid_field', 'field "seq" of "read" must be a non-negative integer', { field: 'seq' }) }],
   ['err.rate_limited', 'Over the frame rate: not processed, retry later.', { ...err(30, 'rate_limited', 'rate limit exceeded', { retryAfterMs: 20 }) }],
   ['err.bad_frame', 'A frame that could not be decoded: id 0.', { ...err(0, 'bad_frame', 'not valid msgpack') }],
@@ -141,6 +182,12 @@ const serverFrames: Array<[string, string, Record<string, unknown>]> = [
   ['presence', 'bob went offline.', { ...({ t: 'presence', user: 'bob', online: false, lastSeen: T0 + 90_000 } satisfies PresenceEvent) }],
   ['contact', 'carol sent a contact request.', { ...({ t: 'contact', user: 'carol', state: 'incoming', note: 'Hi!' } satisfies ContactEvent) }],
   ['lag', 'Events were dropped for this connection: sync now.', { ...({ t: 'lag' } satisfies LagEvent) }],
+  ['msg.envelope', 'A red envelope card.', { ...({ t: 'msg', m: envelopeCard } satisfies MessageEvent) }],
+  ['envelope', 'Two grabs since the last event; three shares left.', {
+    ...({ t: 'envelope', conv: GROUP, envelope: ENVELOPE, grabs: envelopeInfo.claims, left: 3 } satisfies EnvelopeEvent),
+  }],
+  ['envelope.refunded', 'Expired: the rest went back to the sender.', { ...({ t: 'envelope', conv: GROUP, envelope: ENVELOPE, left: 0, refunded: 5_210 } satisfies EnvelopeEvent) }],
+  ['transfer', 'bob accepted the transfer.', { ...({ t: 'transfer', transfer: { ...transferInfo, state: 'accepted', settledAt: T0 + 70_000 } } satisfies TransferEvent) }],
 ];
 
 // ---------------------------------------------------------------- invalid frames
@@ -195,6 +242,10 @@ const invalidFrames: Array<[string, string, Uint8Array, InvalidVector['expect']]
   ['bad_since', 'sync.since maps ids to non-negative integers.', enc({ t: 'sync', id: 1, since: { 'g:1': -5 } }), { error: 'invalid_field', field: 'since' }],
   ['bad_versions', 'hello.v is a non-empty array of positive integers.', enc({ ...hello, v: [] }), { error: 'invalid_field', field: 'v' }],
   ['bad_role', 'group.role takes admin or member (owner cannot be granted).', enc({ t: 'group.role', id: 1, conv: 'g:1', user: 'bob', role: 'owner' }), { error: 'invalid_field', field: 'role' }],
+  ['float_amount', 'Money is integer cents: 52.5 is refused.', enc({ t: 'transfer.send', id: 1, user: 'bob', amount: 52.5, key: 'k' }), { error: 'invalid_field', field: 'amount' }],
+  ['zero_amount', 'Amounts are positive.', enc({ t: 'envelope.send', id: 1, conv: 'g:1', total: 0, count: 1, mode: 'lucky', key: 'k' }), { error: 'invalid_field', field: 'total' }],
+  ['unsafe_amount', 'Amounts above 2^53 - 1 are refused (here float64 2^60).', enc({ t: 'envelope.send', id: 1, conv: 'g:1', total: 2 ** 60, count: 1, mode: 'lucky', key: 'k' }), { error: 'invalid_field', field: 'total' }],
+  ['bad_mode', 'Envelope mode is lucky or equal.', enc({ t: 'envelope.send', id: 1, conv: 'g:1', total: 100, count: 1, mode: 'random', key: 'k' }), { error: 'invalid_field', field: 'mode' }],
 ];
 
 export function buildVectors(): VectorFile {
