@@ -1,5 +1,6 @@
-// `lantern` command line: start the server, mint a dev token, migrate the CQL schema, print help.
-// Exit codes: 0 ok, 1 runtime failure, 2 usage or settings error.
+// `lantern` command line: start the server, mint a dev token, migrate the CQL schema, audit the
+// wallet, print help. Exit codes: 0 ok, 1 runtime failure, 2 usage or settings error. `audit`
+// refines them: 1 = the ledger has problems, 2 = also the store could not be read.
 import { ConfigError, SETTING_NAMES, SETTINGS_SCHEMA, envName, flagName, loadSettings } from './config.ts';
 import { loadOrCreateDevSecret, mintToken } from './auth.ts';
 import { startLantern, type RunningLantern } from './main.ts';
@@ -29,6 +30,9 @@ export function helpText(): string {
     '                                        print an HS256 token (dev secret by default)',
     '  lantern migrate [--help]              create or upgrade the CQL schema (Cassandra/ScyllaDB);',
     '                                        settings from LANTERN_CQL_* env, see `lantern migrate --help`',
+    '  lantern audit [--json] [--currency CUR] [--setting value ...]',
+    '                                        check the wallet ledger (LMDB at <dataDir>/wallet; CQL with',
+    '                                        --mode worker); exit 0 clean, 1 problems, 2 store unreadable',
     '  lantern help                          this text',
     '',
     'Settings (flag / env, default: meaning):',
@@ -59,6 +63,10 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         const { migrateCommand } = await import('../storage/cql/migrate-command.ts');
         return await migrateCommand(rest, io);
       }
+      case 'audit': {
+        const { auditCommand } = await import('./audit-command.ts');
+        return await auditCommand(rest, io);
+      }
       case 'help':
       case '--help':
       case '-h':
@@ -66,7 +74,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         io.out(helpText());
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}" (commands: start, token, migrate, help)`);
+        throw new UsageError(`unknown command "${command}" (commands: start, worker, token, migrate, audit, help)`);
     }
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) {
