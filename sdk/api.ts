@@ -1,10 +1,15 @@
 // One named method per protocol request, so apps need not spell frame types. Each is a thin,
 // typed wrapper over request(); LanternClient supplies request() and send().
 import type {
-  ClientMessageKind, ContactInfo, ConversationInfo, LocationBody, MessageBody, PresenceInfo,
-  RequestParams, RequestResult, RequestType,
+  BalanceInfo, ClientMessageKind, ContactInfo, ConversationInfo, EnvelopeInfo, EnvelopeMode, LocationBody, MessageBody,
+  PresenceInfo, RequestParams, RequestResult, RequestType, TransferInfo,
 } from '../protocol/frames.ts';
+import { LanternClientError } from './errors.ts';
+import { randomCid } from './ids.ts';
 import type { SendResult } from './outbox.ts';
+
+/** Attempts of a money request whose outcome is unknown (timeout, connection lost) before giving up. */
+export const MONEY_ATTEMPTS = 5;
 
 export abstract class LanternApi {
   abstract request<T extends RequestType>(type: T, params: RequestParams<T>): Promise<RequestResult<T>>;
@@ -114,6 +119,62 @@ export abstract class LanternApi {
 
   setRole(conv: string, user: string, role: 'admin' | 'member'): Promise<RequestResult<'group.role'>> {
     return this.request('group.role', { conv, user, role });
+  }
+
+  // ---------------------------------------------------------------- wallet, transfers, red envelopes
+  // Amounts are integer cents. Requests that move money carry an idempotency key (a fresh one by
+  // default) and are retried with the same key while the outcome is unknown, so a lost reply never
+  // pays twice; pass your own `key` to retry across app restarts.
+
+  async balances(): Promise<BalanceInfo[]> {
+    return (await this.request('wallet.balance', {})).balances;
+  }
+
+  statement(opts: { currency?: string; before?: number; limit?: number } = {}): Promise<RequestResult<'wallet.statement'>> {
+    return this.request('wallet.statement', opts);
+  }
+
+  sendTransfer(user: string, amount: number, opts: { key?: string; currency?: string; note?: string } = {}): Promise<RequestResult<'transfer.send'>> {
+    const { key = randomCid(), ...rest } = opts;
+    return this.retryUnknown(() => this.request('transfer.send', { user, amount, key, ...rest }));
+  }
+
+  acceptTransfer(transfer: string): Promise<TransferInfo> {
+    return this.retryUnknown(() => this.request('transfer.accept', { transfer }));
+  }
+
+  returnTransfer(transfer: string): Promise<TransferInfo> {
+    return this.retryUnknown(() => this.request('transfer.return', { transfer }));
+  }
+
+  transfer(transfer: string): Promise<TransferInfo> {
+    return this.request('transfer.info', { transfer });
+  }
+
+  sendEnvelope(conv: string, envelope: { total: number; count: number; mode: EnvelopeMode; greeting?: string; currency?: string; key?: string }): Promise<RequestResult<'envelope.send'>> {
+    const { key = randomCid(), ...rest } = envelope;
+    return this.retryUnknown(() => this.request('envelope.send', { conv, key, ...rest }));
+  }
+
+  /** Try to take a share: `grabbed` (with amount), `already`, `empty` or `expired`. One share per user, so retrying is safe. */
+  grabEnvelope(envelope: string): Promise<RequestResult<'envelope.grab'>> {
+    return this.retryUnknown(() => this.request('envelope.grab', { envelope }));
+  }
+
+  envelope(envelope: string): Promise<EnvelopeInfo> {
+    return this.request('envelope.info', { envelope });
+  }
+
+  /** Re-run `attempt` (which must be idempotent) while it fails with a retryable error, with a short backoff. */
+  private async retryUnknown<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!(error instanceof LanternClientError) || !error.retry || n >= MONEY_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs ?? 100 * 2 ** (n - 1)));
+      }
+    }
   }
 
   /** Round trip to the server; resolves with the server's clock. */

@@ -308,6 +308,14 @@ export class LanternClient extends LanternApi {
         this.events.emit('contact', change);
         return;
       }
+      case 'envelope': {
+        const { t: _t, ...update } = frame;
+        this.events.emit('envelope', update);
+        return;
+      }
+      case 'transfer':
+        this.events.emit('transfer', frame.transfer);
+        return;
     }
   }
 

@@ -60,7 +60,7 @@ interface PendingRequest {
   reject(error: Error): void;
 }
 
-const EVENT_TYPES: ReadonlySet<string> = new Set(['msg', 'receipt', 'typing', 'presence', 'contact', 'lag']);
+const EVENT_TYPES: ReadonlySet<string> = new Set(['msg', 'receipt', 'typing', 'presence', 'contact', 'lag', 'envelope', 'transfer']);
 
 export class Connection {
   private readonly ws: WebSocketLike;
@@ -268,6 +268,12 @@ function eventProblem(frame: Record<string, unknown>): string | undefined {
     case 'presence':
     case 'contact':
       return typeof frame['user'] === 'string' ? undefined : 'needs user';
+    case 'envelope':
+      return typeof frame['conv'] === 'string' && typeof frame['envelope'] === 'string' ? undefined : 'needs conv, envelope';
+    case 'transfer': {
+      const info = frame['transfer'] as Record<string, unknown> | undefined;
+      return typeof info === 'object' && info !== null && typeof info['transfer'] === 'string' ? undefined : 'needs transfer.transfer';
+    }
     default:
       return undefined;
   }

@@ -1,6 +1,6 @@
 // The events LanternClient emits and their payloads.
 import type {
-  ContactEvent, ConversationInfo, Message, PresenceEvent, ReceiptEvent, TypingEvent, WelcomeFrame,
+  ContactEvent, ConversationInfo, EnvelopeEvent, Message, PresenceEvent, ReceiptEvent, TransferInfo, TypingEvent, WelcomeFrame,
 } from '../protocol/frames.ts';
 
 export type Welcome = Omit<WelcomeFrame, 't' | 'id'>;
@@ -8,6 +8,7 @@ export type Receipt = Omit<ReceiptEvent, 't'>;
 export type Typing = Omit<TypingEvent, 't'>;
 export type Presence = Omit<PresenceEvent, 't'>;
 export type ContactChange = Omit<ContactEvent, 't'>;
+export type EnvelopeUpdate = Omit<EnvelopeEvent, 't'>;
 
 export interface Disconnected {
   /** WebSocket close code (1006 when the socket failed without a close frame). */
@@ -42,6 +43,10 @@ export interface ClientEvents {
   typing: Typing;
   presence: Presence;
   contact: ContactChange;
+  /** A red envelope in one of your conversations: grabs (the last with `luckiest`) or its refund. */
+  envelope: EnvelopeUpdate;
+  /** A transfer you sent or received was accepted or returned. */
+  transfer: TransferInfo;
   /** A conversation the server reported during sync (new, changed head, or changed epoch). */
   conversation: ConversationInfo;
   /** The user no longer belongs to this conversation; its cursor was dropped. */
