@@ -27,6 +27,7 @@ import {
   type Applied, type Claim, type Envelope, type EnvelopeRecord, type LedgerEntry, type LedgerTxn,
   type Transfer, type WalletStore,
 } from '../../engine/wallet/ports.ts';
+import { checkEscrow, ledgerEntry, nextBalance, shareAt } from '../wallet-rules.ts';
 
 /** Sorts after every string and number element: [prefix, END] closes a prefix range. */
 const END = new Uint8Array([0xff]);
@@ -293,28 +294,3 @@ export class LmdbWalletStore implements WalletStore {
 
 const dueKey = (kind: DueKind, expiresAt: number, id: string): Key => [kind, expiresAt, id];
 
-/** The balance after posting `amount`; only the outside world may go below 0. */
-function nextBalance(account: string, balance: number, amount: number): number {
-  const after = balance + amount;
-  if (!Number.isSafeInteger(after)) throw new RangeError(`${account}: balance ${balance} + ${amount} leaves the safe integers`);
-  if (after < 0 && !mayGoNegative(account)) throw new InsufficientFundsError(account, balance, -amount);
-  return after;
-}
-
-function ledgerEntry(seq: number, txn: LedgerTxn, amount: number, balance: number): LedgerEntry {
-  return { seq, txn: txn.id, kind: txn.kind, amount, balance, ts: txn.ts, ...(txn.ref === undefined ? {} : { ref: txn.ref }) };
-}
-
-/** The opening txn must name what it opens and fill its escrow with exactly the amount held: claims, refunds and settlements pay out of it. */
-function checkEscrow(txn: LedgerTxn, ref: string, account: string, amount: number): void {
-  if (txn.ref !== ref || !txn.postings.some((p) => p.account === account && p.amount === amount)) {
-    throw new RangeError(`txn ${txn.id} must have ref ${ref} and credit ${account} with ${amount}`);
-  }
-}
-
-function shareAt(envelope: Envelope, index: number): number {
-  if (!Number.isInteger(index) || index < 0 || index >= envelope.shares.length) {
-    throw new RangeError(`envelope ${envelope.id} has shares 0..${envelope.shares.length - 1}, not ${index}`);
-  }
-  return envelope.shares[index]!;
-}
