@@ -2,6 +2,7 @@ import t from 'tap';
 import type { EnvelopeEvent } from '../../protocol/frames.ts';
 import type { GrabDecider } from './ports.ts';
 import { MemoryGrabDecider } from '../../storage/memory/grab-decider.ts';
+import { MemoryChatStore } from '../../storage/memory/chat-store.ts';
 import { group, walletHarness } from './test-kit.ts';
 
 t.test('a lucky envelope in a group: debited at send, shares sum to the total, one per member, live updates, luckiest', async (t) => {
@@ -159,4 +160,23 @@ t.test('grabs close together reach the members as one event', async (t) => {
   t.same(events[0]!.grabs!.map((g) => [g.user, g.amount]).sort(), members.map((u, i) => [u, answers[i]!.amount]).sort());
   const max = Math.max(...answers.map((a) => a.amount!));
   t.same([events[0]!.left, events[0]!.luckiest], [0, members[answers.findIndex((a) => a.amount === max)]]);
+});
+
+t.test('a worker that does not own the group reads its members once for a burst, not once per grab', async (t) => {
+  const store = new MemoryChatStore();
+  let memberReads = 0;
+  const listMembers = store.listMembers.bind(store);
+  store.listMembers = (conv) => { memberReads++; return listMembers(conv); };
+  let owned = true;
+  const h = walletHarness({ grabMembershipCacheMs: 60_000 }, new MemoryGrabDecider(), { store, ownsConversation: () => owned });
+  const members = Array.from({ length: 40 }, (_, i) => `w${i}`);
+  const conv = await group(h, 'a', members);
+  await h.topup('a', 1000);
+  const { envelope } = await h.as('a').req('envelope.send', { conv, total: 1000, count: 10, mode: 'lucky', key: 'nw' });
+  owned = false; // grabs now land on a worker that is not the group's writer
+  memberReads = 0;
+  const answers = await Promise.all(members.map((u) => h.as(u).req('envelope.grab', { envelope })));
+  t.equal(answers.filter((a) => a.outcome === 'grabbed').length, 10);
+  t.equal(memberReads, 1, 'one member read for 40 concurrent grabs');
+  await t.rejects(h.as('outsider').req('envelope.grab', { envelope }), { name: 'LanternError', error: 'not_member' }, 'the snapshot still checks membership');
 });

@@ -44,6 +44,7 @@ function luckiestOf(claims: readonly Claim[]): string | undefined {
 export class Envelopes {
   private readonly known = new Map<string, Envelope>();
   private readonly snapshots = new Map<string, { state: ConversationState; at: number }>();
+  private readonly loadingSnapshots = new Map<string, Promise<ConversationState>>();
   /** Grabs not yet announced, by envelope (see announceGrab). */
   private readonly unannounced = new Map<string, { envelope: Envelope; state: ConversationState; claims: Claim[]; timer?: NodeJS.Timeout }>();
 
@@ -243,10 +244,17 @@ export class Envelopes {
     const now = this.clock.now();
     const hit = this.snapshots.get(conv);
     if (hit && now - hit.at < this.settings.grabMembershipCacheMs) return hit.state;
-    const state = await this.cache.require(conv);
+    // A burst's first grabs all miss at once: they share one read.
+    let loading = this.loadingSnapshots.get(conv);
+    if (!loading) {
+      loading = this.cache.require(conv).finally(() => this.loadingSnapshots.delete(conv));
+      this.loadingSnapshots.set(conv, loading);
+    }
+    const state = await loading;
     this.snapshots.delete(conv);
     this.snapshots.set(conv, { state, at: now });
     if (this.snapshots.size > MEMBER_SNAPSHOTS) this.snapshots.delete(this.snapshots.keys().next().value!);
     return state;
   }
+
 }

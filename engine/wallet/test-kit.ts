@@ -15,10 +15,14 @@ export interface WalletHarness extends Harness {
 
 let keys = 0;
 
-export function walletHarness(settings: Partial<EngineSettings> = {}, decider: GrabDecider = new MemoryGrabDecider()): WalletHarness {
+export function walletHarness(
+  settings: Partial<EngineSettings> = {}, decider: GrabDecider = new MemoryGrabDecider(), more: { store?: MemoryChatStore; ownsConversation?: (conv: string) => boolean } = {},
+): WalletHarness {
   const wallet = new MemoryWalletStore();
   // One event per grab unless a test asks for coalescing: the assertions read events right after grabs.
-  const h = harness({ envelopeEventCoalesceMs: 0, ...settings }, new MemoryChatStore(), { wallet: { store: wallet, decider } });
+  const h = harness({ envelopeEventCoalesceMs: 0, ...settings }, more.store ?? new MemoryChatStore(), {
+    wallet: { store: wallet, decider }, ...(more.ownsConversation ? { ownsConversation: more.ownsConversation } : {}),
+  });
   return {
     ...h, wallet, decider,
     async topup(user, amount, key = `k${++keys}`) { await h.engine.admin!('wallet.topup', { user, amount, key }); },
