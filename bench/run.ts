@@ -1,4 +1,4 @@
-// npm run bench -- [--scenario all|echo|chat-1to1|distributed] [--clients 200] [--duration 10] [--workers N] ...
+// npm run bench -- [--scenario all|echo|chat-1to1|distributed|redenvelope] [--clients 200] [--duration 10] [--workers N] ...
 // (`npm run bench -- distributed` works too: a bare first argument names the scenario.)
 // Runs the phases (servers embedded in this process, load from forked workers), writes
 // bench/results/<scenario>-<ISO date>.json and prints a table. See bench/README.md.
@@ -9,7 +9,10 @@ import { start as startEcho } from './baseline/uws-echo.ts';
 import { startBenchLantern } from './lantern-server.ts';
 import { runDistributedBench } from './distributed/main.ts';
 import { runLoad } from './loadgen/coordinator.ts';
-import { DEFAULT_GROUP_SETTINGS, DEFAULT_LOAD_SETTINGS, type LoadSettings } from './loadgen/messages.ts';
+import {
+  DEFAULT_ENVELOPE_SETTINGS, DEFAULT_GROUP_SETTINGS, DEFAULT_LOAD_SETTINGS, type EnvelopeSettings, type LoadSettings,
+} from './loadgen/messages.ts';
+import { AIM_SHARE_OF_CEILING, formatRedEnvelopes, redEnvelopeBench } from './redenvelope-bench.ts';
 import {
   figuresOf, formatTable, gitCommit, machine, packageVersion, writeResults,
   type PhaseFailure, type PhaseFigures,
@@ -20,8 +23,11 @@ const AIM = { minRatio: 0.5, loadFractionOfEcho: 0.5, maxP99Ms: 10 } as const;
 /** An open-loop phase that delivers less than this share of its target did not sustain the load. */
 const SUSTAINED_SHARE = 0.95;
 
+/** redenvelope defaults (bench/README.md, "Red envelopes"). */
+const RED = { members: 500, senders: 4, window: 4, drainMs: 10_000, ceilingConcurrency: 256, ceilingDurationSec: 5 } as const;
+
 const USAGE = `usage: npm run bench -- [options]
-  --scenario all|echo|chat-1to1|distributed   phases to run (default all; or name it as the first argument)
+  --scenario all|echo|chat-1to1|distributed|redenvelope   phases to run (default all; or name it as the first argument)
   --clients N        connections (default 200; chat-1to1 uses whole pairs)
   --duration S       measured seconds per phase (default 10)
   --warmup S         unmeasured seconds before each phase (default 1)
@@ -38,10 +44,23 @@ const USAGE = `usage: npm run bench -- [options]
   --group-size N     members per group (default ${DEFAULT_GROUP_SETTINGS.size})
   --group-senders N  senders per group (default ${DEFAULT_GROUP_SETTINGS.senders})
   --cql-concurrency N  cassandra-driver requests in flight in the raw phases (default 64)
-  --no-profile       skip the CPU profiles of gateway 0 and worker 0`;
+  --no-profile       skip the CPU profiles of gateway 0 and worker 0 (redenvelope: and of the embedded server)
+ redenvelope only (bench/README.md, "Red envelopes"; --gateways, --engine-workers, --store apply too):
+  --mode embedded|distributed|both   which Lantern to run (default both); the grab ceiling runs either way
+  --members N        members of the one group (default ${RED.members})
+  --senders N        members sending envelopes (default ${RED.senders})
+  --window N         envelopes each sender keeps open (default ${RED.window}); --rate N: envelopes/s in all instead
+  --shares N         shares per envelope (default ${DEFAULT_ENVELOPE_SETTINGS.count})
+  --total N          cents per envelope (default ${DEFAULT_ENVELOPE_SETTINGS.total})
+  --split lucky|equal  (default ${DEFAULT_ENVELOPE_SETTINGS.mode})
+  --ceiling-concurrency N  decide() calls in flight in the ceiling (default ${RED.ceilingConcurrency})
+  --ceiling-duration S     decide time of the ceiling (default ${RED.ceilingDurationSec})
+  --redis-url URL    Redis of the ceiling in embedded-only runs (default LANTERN_REDIS_URL, else ops/infra.sh)`;
+
+const SCENARIOS = ['all', 'echo', 'chat-1to1', 'distributed', 'redenvelope'] as const;
 
 export interface Options {
-  scenario: 'all' | 'echo' | 'chat-1to1' | 'distributed';
+  scenario: (typeof SCENARIOS)[number];
   clients: number;
   workers: number;
   rate: number | undefined;
@@ -51,6 +70,12 @@ export interface Options {
   distributed: {
     gateways: number; engineWorkers: number; groupClients: number; groupSize: number; groupSenders: number;
     cqlConcurrency: number; profile: boolean;
+  };
+  redenvelope: {
+    modes: Array<'embedded' | 'distributed'>; members: number; senders: number; envelope: EnvelopeSettings;
+    /** Envelopes each sender keeps open (max mode). */
+    window: number;
+    ceilingConcurrency: number; ceilingDurationMs: number; redisUrl: string | undefined;
   };
 }
 
@@ -72,14 +97,17 @@ function parseOptions(argv: string[]): Options {
       gateways: { type: 'string' }, 'engine-workers': { type: 'string' }, 'group-clients': { type: 'string' },
       'group-size': { type: 'string' }, 'group-senders': { type: 'string' }, 'cql-concurrency': { type: 'string' },
       'no-profile': { type: 'boolean' },
+      mode: { type: 'string', default: 'both' }, members: { type: 'string' }, senders: { type: 'string' }, shares: { type: 'string' },
+      total: { type: 'string' }, split: { type: 'string' }, 'ceiling-concurrency': { type: 'string' }, 'ceiling-duration': { type: 'string' },
+      'redis-url': { type: 'string' },
     },
   });
   if (values.help) { console.log(USAGE); process.exit(0); }
   if (positionals.length > 1) throw new Error(`one scenario at most, got "${positionals.join(' ')}"`);
-  const scenario = positionals[0] ?? values.scenario;
-  if (scenario !== 'all' && scenario !== 'echo' && scenario !== 'chat-1to1' && scenario !== 'distributed') {
-    throw new Error(`the scenario must be all, echo, chat-1to1 or distributed, got "${scenario}"`);
-  }
+  const scenario = (positionals[0] ?? values.scenario) as Options['scenario'];
+  if (!SCENARIOS.includes(scenario)) throw new Error(`the scenario must be one of ${SCENARIOS.join(', ')}, got "${scenario}"`);
+  if (values.mode !== 'embedded' && values.mode !== 'distributed' && values.mode !== 'both') throw new Error(`--mode must be embedded, distributed or both, got "${values.mode}"`);
+  if (values.split !== undefined && values.split !== 'lucky' && values.split !== 'equal') throw new Error(`--split must be lucky or equal, got "${values.split}"`);
   if (values.store !== 'lmdb' && values.store !== 'memory') throw new Error(`--store must be lmdb or memory, got "${values.store}"`);
   const warmupSec = values.warmup === '0' ? 0 : positive('warmup', values.warmup, DEFAULT_LOAD_SETTINGS.warmupMs / 1000, false);
   return {
@@ -105,7 +133,44 @@ function parseOptions(argv: string[]): Options {
       cqlConcurrency: positive('cql-concurrency', values['cql-concurrency'], 64),
       profile: values['no-profile'] !== true,
     },
+    redenvelope: {
+      modes: values.mode === 'both' ? ['embedded', 'distributed'] : [values.mode],
+      members: positive('members', values.members, RED.members),
+      senders: positive('senders', values.senders, RED.senders),
+      envelope: {
+        count: positive('shares', values.shares, DEFAULT_ENVELOPE_SETTINGS.count),
+        total: positive('total', values.total, DEFAULT_ENVELOPE_SETTINGS.total),
+        mode: values.split ?? DEFAULT_ENVELOPE_SETTINGS.mode,
+      },
+      window: positive('window', values.window, RED.window),
+      ceilingConcurrency: positive('ceiling-concurrency', values['ceiling-concurrency'], RED.ceilingConcurrency),
+      ceilingDurationMs: positive('ceiling-duration', values['ceiling-duration'], RED.ceilingDurationSec, false) * 1000,
+      redisUrl: values['redis-url'],
+    },
   };
+}
+
+async function runRedEnvelopeBench(o: Options): Promise<number> {
+  const r = o.redenvelope;
+  const load: LoadSettings = o.rate === undefined
+    ? { ...o.load, mode: 'max', window: r.window, drainMs: RED.drainMs }
+    : { ...o.load, mode: 'rate', ratePerSec: o.rate, drainMs: RED.drainMs };
+  const { file, body } = await redEnvelopeBench({
+    modes: r.modes, members: r.members, senders: r.senders, envelope: r.envelope, loadWorkers: o.workers, load, store: o.store,
+    gateways: o.distributed.gateways, engineWorkers: o.distributed.engineWorkers,
+    ceiling: { concurrency: r.ceilingConcurrency, durationMs: r.ceilingDurationMs }, profile: o.distributed.profile,
+    ...(r.redisUrl ? { redisUrl: r.redisUrl } : {}),
+  }, o.out);
+  console.log(formatRedEnvelopes(body.results));
+  for (const [name, p] of Object.entries(body.results)) {
+    if ('verification' in p && !p.verification.ok) console.log(`${name} verification (first ${p.verification.problems.length} of ${p.verification.problemCount}): ${p.verification.problems.join(' | ')}`);
+    if ('errorSamples' in p && p.errorSamples.length > 0) console.log(`${name} errors (first ${p.errorSamples.length}): ${p.errorSamples.join(' | ')}`);
+  }
+  for (const [k, v] of Object.entries(body.ratios)) console.log(`${k}: ${v ?? 'not measured'}`);
+  for (const mode of r.modes) console.log(`aim (${mode}): grabs/s >= ${AIM_SHARE_OF_CEILING} x ceiling: ${verdict(body.aim[mode]?.met ?? null)}`);
+  console.log(`results: ${file}`);
+  const failed = Object.values(body.results).some((p) => 'error' in p || ('verification' in p && !p.verification.ok));
+  return failed ? 1 : 0;
 }
 
 async function echoPhase(o: Options, load: LoadSettings): Promise<PhaseFigures> {
@@ -144,6 +209,7 @@ async function attempt(name: string, phases: Record<string, PhaseFigures | Phase
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   if (o.scenario === 'distributed') return runDistributedBench(o);
+  if (o.scenario === 'redenvelope') return runRedEnvelopeBench(o);
   const date = new Date();
   const machineAtStart = machine(); // before our own load lifts the load average
   const phases: Record<string, PhaseFigures | PhaseFailure> = {};

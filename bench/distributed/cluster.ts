@@ -33,6 +33,8 @@ export interface ClusterOptions {
   profileDir?: string;
   /** Keyspace name prefix (a random suffix is added). */
   keyspacePrefix?: string;
+  /** More LANTERN_* settings for every process, on top of the benchmark's (e.g. group size limits). */
+  settings?: Record<string, string>;
 }
 
 export interface ClusterProcess {
@@ -47,9 +49,11 @@ export interface BenchCluster {
   readonly keyspace: string;
   readonly urls: string[];
   readonly jwtSecret: string;
+  /** Bearer token of the gateways' admin HTTP API (top-ups). */
+  readonly adminToken: string;
   readonly audience: string;
   readonly processes: readonly ClusterProcess[];
-  /** What the processes ran with (LANTERN_* settings, secret removed). */
+  /** What the processes ran with (LANTERN_* settings, secrets removed). */
   readonly settings: Record<string, string>;
   /** Stops every process (SIGTERM, so profiles are written), then drops the keyspace. */
   close(): Promise<void>;
@@ -93,6 +97,7 @@ class Child implements ClusterProcess {
 export async function startCluster(o: ClusterOptions): Promise<BenchCluster> {
   const keyspace = `${o.keyspacePrefix ?? 'lantern_bench'}_${randomBytes(4).toString('hex')}`;
   const jwtSecret = randomBytes(32).toString('hex');
+  const adminToken = randomBytes(32).toString('hex');
   const admin = createCqlClient({ contactPoints: o.endpoints.cassandra.contactPoints, localDataCenter: o.endpoints.cassandra.localDataCenter });
   const children: Child[] = [];
   const close = async (): Promise<void> => {
@@ -121,11 +126,12 @@ export async function startCluster(o: ClusterOptions): Promise<BenchCluster> {
     // Lifted, not removed: the per-user limiter still runs (a Redis call per send in worker mode).
     LANTERN_USER_SEND_RATE_PER_SEC: String(BENCH_RATE_LIMIT),
     LANTERN_USER_SEND_BURST: String(BENCH_RATE_LIMIT),
+    ...o.settings,
   };
   // The shell's LANTERN_* settings and loaders (tap's NODE_OPTIONS) must not change the processes.
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LANTERN_') && k !== 'NODE_OPTIONS') env[k] = v;
-  Object.assign(env, settings, { LANTERN_JWT_SECRET: jwtSecret });
+  Object.assign(env, settings, { LANTERN_JWT_SECRET: jwtSecret, LANTERN_ADMIN_TOKEN: adminToken });
 
   const spawnOne = (kind: 'gateway' | 'worker', index: number): Child => {
     const name = `${kind}-${index}`;
@@ -159,7 +165,7 @@ export async function startCluster(o: ClusterOptions): Promise<BenchCluster> {
       }
       return url;
     }));
-    return { keyspace, urls, jwtSecret, audience: JWT_AUDIENCE, processes: children, settings, close };
+    return { keyspace, urls, jwtSecret, adminToken, audience: JWT_AUDIENCE, processes: children, settings, close };
   } catch (err) {
     await close().catch((closeErr: unknown) => console.error('bench: cluster cleanup after a failed start failed:', closeErr));
     throw err;

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const INFRA_SH = fileURLToPath(new URL('../../ops/infra.sh', import.meta.url));
 const SERVICES = ['nats', 'redis', 'cassandra'] as const;
+type Service = (typeof SERVICES)[number];
 
 export interface Endpoints {
   natsUrl: string;
@@ -51,7 +52,24 @@ export async function acquireInfra(given: Endpoints | undefined, env: Readonly<R
   if (given) return { endpoints: given, source: 'given', release: async () => {} };
   const fromVars = fromEnv(env);
   if (fromVars) return { endpoints: fromVars, source: 'env (LANTERN_NATS_URL, LANTERN_REDIS_URL, LANTERN_CQL_CONTACT_POINTS)', release: async () => {} };
+  const { vars, source, release } = await fromInfraSh(SERVICES);
+  const endpoints = fromEnv(vars);
+  if (!endpoints) throw new Error(`ops/infra.sh env did not print the endpoints: ${JSON.stringify(vars)}`);
+  return { endpoints, source, release };
+}
 
+/** Only a Redis (the grab ceiling next to the embedded mode): given, LANTERN_REDIS_URL, or ops/infra.sh's. */
+export async function acquireRedis(given: string | undefined, env: Readonly<Record<string, string | undefined>> = process.env): Promise<{ redisUrl: string; source: string; release(): Promise<void> }> {
+  if (given) return { redisUrl: given, source: 'given', release: async () => {} };
+  if (env['LANTERN_REDIS_URL']) return { redisUrl: env['LANTERN_REDIS_URL'], source: 'env (LANTERN_REDIS_URL)', release: async () => {} };
+  const { vars, source, release } = await fromInfraSh(['redis']);
+  const redisUrl = vars['LANTERN_REDIS_URL'];
+  if (!redisUrl) throw new Error(`ops/infra.sh env did not print LANTERN_REDIS_URL: ${JSON.stringify(vars)}`);
+  return { redisUrl, source, release };
+}
+
+/** Starts those of `services` that are down with ops/infra.sh; release() stops only those again. */
+async function fromInfraSh(services: readonly Service[]): Promise<{ vars: Record<string, string>; source: string; release(): Promise<void> }> {
   // `status` exits 1 unless all run; its lines say which do ("nats  running").
   let status: string;
   try {
@@ -59,16 +77,13 @@ export async function acquireInfra(given: Endpoints | undefined, env: Readonly<R
   } catch (err) {
     status = (err as { stdout?: string }).stdout ?? '';
   }
-  const down = SERVICES.filter((s) => !new RegExp(`^${s}\\s+(running|ready)`, 'm').test(status));
+  const down = services.filter((s) => !new RegExp(`^${s}\\s+(running|ready)`, 'm').test(status));
   if (down.length > 0) {
     console.error(`bench: starting ${down.join(', ')} with ops/infra.sh (stopped again at the end)`);
     await infraSh('start', ...down);
   }
-  const vars = parseExports(await infraSh('env'));
-  const endpoints = fromEnv(vars);
-  if (!endpoints) throw new Error(`ops/infra.sh env did not print the endpoints: ${JSON.stringify(vars)}`);
   return {
-    endpoints,
+    vars: parseExports(await infraSh('env')),
     source: `ops/infra.sh${down.length > 0 ? ` (started ${down.join(', ')})` : ' (already running)'}`,
     release: async () => { if (down.length > 0) await infraSh('stop', ...down); },
   };

@@ -5,9 +5,10 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { LatencyHistogram } from './histogram.ts';
 import {
-  DEFAULT_GROUP_SETTINGS, type ChatAuth, type GroupSettings, type LoadSettings, type ScenarioName, type WorkerConfig,
-  type WorkerMessage, type WorkerReport,
+  DEFAULT_GROUP_SETTINGS, type ChatAuth, type GrabReport, type GroupSettings, type LoadSettings, type RedEnvelopeConfig,
+  type ScenarioName, type WorkerConfig, type WorkerMessage, type WorkerReport,
 } from './messages.ts';
+import { noOutcomes } from './scenarios/redenvelope.ts';
 
 export interface LoadRunOptions {
   scenario: ScenarioName;
@@ -21,6 +22,8 @@ export interface LoadRunOptions {
   chat?: ChatAuth;
   /** chat-group: group size and senders per group (default DEFAULT_GROUP_SETTINGS). */
   group?: GroupSettings;
+  /** redenvelope: the group set up beforehand and its senders (loadgen/redenvelope-run.ts). */
+  redenvelope?: RedEnvelopeConfig;
   /** Bound on connecting and preparing all clients (default 60 s). */
   setupTimeoutMs?: number;
   /** Called right before 'go' with the worker processes' pids, and right after the last report (to sample CPU of other processes over the run). */
@@ -39,7 +42,11 @@ export interface LoadRunResult {
   msgsPerSec: number;
   /** Deliveries arriving per second of the window, whenever sent (differs from msgsPerSec under overload). */
   arrivedPerSec: number;
-  /** Sends of the window completed per second: equals msgsPerSec for 1:1 and echo; for groups, messages/s (msgsPerSec is then deliveries/s). */
+  /**
+   * Sends of the window completed per second: equals msgsPerSec for 1:1 and echo; for groups,
+   * messages/s (msgsPerSec is then deliveries/s); for redenvelope, envelopes whose shares all went
+   * (msgsPerSec is then answered grabs/s).
+   */
   completedPerSec: number;
   p50Ms: number;
   p90Ms: number;
@@ -53,6 +60,8 @@ export interface LoadRunResult {
   errorSamples: string[];
   undelivered: number;
   measuredMs: number;
+  /** redenvelope: every worker's grab answers together. */
+  grabs?: GrabReport;
   /**
    * Where the CPU went from 'go' to the last report: this process (which hosts the server
    * under test when it is embedded, as in bench/run.ts) and all workers together.
@@ -74,11 +83,21 @@ export function splitEvenly(units: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => base + (i < extra ? 1 : 0));
 }
 
+/** The part of the aggregate rate one worker's clients send: by clients, or for redenvelope by its senders. */
+function rateShare(options: LoadRunOptions, firstClient: number, share: number, clients: number): number {
+  const senders = options.redenvelope?.senders;
+  if (options.scenario !== 'redenvelope' || senders === undefined) return share / clients;
+  const own = senders.filter((g) => g >= firstClient && g < firstClient + share).length;
+  return senders.length > 0 ? own / senders.length : 0;
+}
+
 export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   const { scenario, load } = options;
   // chat-1to1 pairs and chat-group groups must live in one worker (setup needs all members), so split whole units.
+  // redenvelope's one group is set up beforehand, so its members may sit in any worker.
   const group = options.group ?? DEFAULT_GROUP_SETTINGS;
   const unitSize = scenario === 'chat-1to1' ? 2 : scenario === 'chat-group' ? group.size : 1;
+  if (scenario === 'redenvelope' && options.redenvelope === undefined) throw new Error('redenvelope needs options.redenvelope');
   const units = Math.floor(options.clients / unitSize);
   if (units < 1) throw new RangeError(`${scenario} needs at least ${unitSize} clients, got ${options.clients}`);
   const workerCount = Math.max(1, Math.min(options.workers ?? availableParallelism(), units));
@@ -94,7 +113,8 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
         workerIndex, scenario, url: options.url, clients: share, firstClient, load,
         ...(options.urls ? { urls: options.urls } : {}),
         ...(scenario === 'chat-group' ? { group } : {}),
-        workerRatePerSec: (load.ratePerSec * share) / clients,
+        ...(scenario === 'redenvelope' ? { redenvelope: options.redenvelope! } : {}),
+        workerRatePerSec: load.ratePerSec * rateShare(options, firstClient, share, clients),
         setupTimeoutMs,
         ...(options.chat ? { chat: options.chat } : {}),
       };
@@ -149,6 +169,7 @@ export function mergeReports(
     errorSamples.push(...r.errorSamples.map((e) => `worker ${r.workerIndex}: ${e}`));
   }
   return {
+    ...(options.scenario === 'redenvelope' ? { grabs: mergeGrabReports(reports) } : {}),
     scenario: options.scenario,
     mode: options.load.mode,
     targetRatePerSec: options.load.mode === 'rate' ? options.load.ratePerSec : 0,
@@ -167,6 +188,22 @@ export function mergeReports(
     measuredMs: options.load.durationMs,
     cpu: { wallMs: coordinator.wallMs, coordinatorMs: coordinator.cpuMs, workersMs: workersCpuMs },
   };
+}
+
+function mergeGrabReports(reports: readonly WorkerReport[]): GrabReport {
+  const merged: GrabReport = { window: noOutcomes(), all: noOutcomes(), envelopes: [], grabs: [] };
+  const envelopes = new Set<string>();
+  for (const r of reports) {
+    if (r.grabs === undefined) throw new Error(`redenvelope worker ${r.workerIndex} reported no grabs`);
+    for (const k of Object.keys(merged.all) as Array<keyof GrabReport['all']>) {
+      merged.window[k] += r.grabs.window[k];
+      merged.all[k] += r.grabs.all[k];
+    }
+    for (const e of r.grabs.envelopes) envelopes.add(e);
+    merged.grabs.push(...r.grabs.grabs);
+  }
+  merged.envelopes = [...envelopes];
+  return merged;
 }
 
 /** Messages of one worker, awaited by type; a worker failure or exit rejects the waiter. */

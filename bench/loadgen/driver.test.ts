@@ -108,3 +108,34 @@ t.test('fan-out: copies that never arrive are undelivered', async (t) => {
   }]);
   t.equal(r.undelivered, 2 * sends, 'two of three copies missing per send');
 });
+
+t.test('reactive requests: counted and timed by send time, the drain waits for answers and a quiet spell', async (t) => {
+  const driver = new LoadDriver({ ...quick, mode: 'max', window: 1, durationMs: 300, drainMs: 3000 }, 0, 0);
+  driver.expectReactive();
+  let answered = 0, late = false;
+  const request = (delayMs: number, then?: () => void): void => {
+    driver.reactiveSent();
+    const sentAt = nowMs();
+    setTimeout(() => { answered++; driver.reactiveAnswered(sentAt); then?.(); }, delayMs);
+  };
+  // Requests start during the run and one more, late in the drain's quiet spell, in reaction to an answer.
+  const timer = setInterval(() => request(5), 20);
+  setTimeout(() => clearInterval(timer), quick.warmupMs + 300);
+  setTimeout(() => request(5, () => setTimeout(() => request(5, () => { late = true; }), 600)), quick.warmupMs + 300);
+  const r = await driver.run([]);
+  t.ok(late, 'the drain waited out a request made 600 ms after the previous answer');
+  t.ok(r.delivered > 0 && r.delivered < answered, `${r.delivered} of ${answered} answers were to requests of the window`);
+  t.equal(r.latency.count, r.delivered);
+  t.ok(r.latency.minMs >= 4, `latency ${r.latency.minMs} includes the 5 ms delay`);
+  t.equal(r.undelivered, 0);
+});
+
+t.test('reactive requests never answered or refused show up as undelivered and errors', async (t) => {
+  const driver = new LoadDriver({ ...quick, mode: 'max', window: 1, durationMs: 100, drainMs: 200 }, 0, 0);
+  driver.expectReactive();
+  setTimeout(() => { driver.reactiveSent(); driver.reactiveSent(); driver.reactiveSent(); driver.reactiveFailed('refused'); }, quick.warmupMs);
+  const r = await driver.run([]);
+  t.equal(r.undelivered, 2);
+  t.equal(r.errors, 1);
+  t.same(r.errorSamples, ['refused']);
+});

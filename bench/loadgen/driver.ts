@@ -34,9 +34,28 @@ export interface DeliverySink {
   completed(senderIndex: number, stampMs: number): void;
   /** Fan-out scenarios: how many copies (deliveredCopy) each completed send owes; the drain waits for them. */
   expectCopiesPerSend(n: number): void;
+  /**
+   * Reactive scenarios (red envelopes) make requests of their own, not paced by the driver (a grab
+   * on seeing an envelope card): the drain then waits for their answers and for a quiet spell.
+   */
+  expectReactive(): void;
+  /** A reactive request went out; the drain waits for its answer. */
+  reactiveSent(): void;
+  /** The answer to a reactive request sent at `stampMs` came: counted and timed like a delivery. */
+  reactiveAnswered(stampMs: number): void;
+  /** A reactive request was refused: an error, and no longer awaited. */
+  reactiveFailed(description: string): void;
+  /** Whether something stamped `stampMs` (a send time) belongs to the measured window. */
+  inWindow(stampMs: number): boolean;
 }
 
 const MAX_ERROR_SAMPLES = 5;
+/**
+ * Reactive scenarios: after the last reactive request, the drain waits this long for more before it
+ * ends, so a worker without senders still answers cards that are on their way when sending stops.
+ */
+export const REACTIVE_QUIET_MS = 1000;
+const DRAIN_POLL_MS = 20;
 
 export class LoadDriver implements DeliverySink {
   private readonly latency = new LatencyHistogram();
@@ -54,12 +73,17 @@ export class LoadDriver implements DeliverySink {
   private copiesPerSend = 0;
   private totalCompleted = 0;
   private totalCopies = 0;
+  /** Reactive requests: awaiting an answer, made in all, and when the latest was made. */
+  private reactive = false;
+  private reactivePending = 0;
+  private lastReactiveAt = 0;
   private onAllFinished: (() => void) | undefined;
   private readonly counts = { sent: 0, delivered: 0, completed: 0, arrived: 0, skipped: 0, scheduled: 0, errors: 0 };
   private readonly errorSamples: string[] = [];
 
   constructor(private readonly settings: LoadSettings, private readonly ratePerSec: number, private readonly clients: number) {
-    if (settings.mode === 'rate' && !(ratePerSec > 0)) throw new RangeError(`open-loop mode needs a positive rate, got ${ratePerSec}`);
+    // A worker without senders (red envelopes: members who only grab) has no rate to keep.
+    if (settings.mode === 'rate' && clients > 0 && !(ratePerSec > 0)) throw new RangeError(`open-loop mode needs a positive rate, got ${ratePerSec}`);
     if (settings.mode === 'max' && !(settings.window >= 1)) throw new RangeError(`max mode needs window >= 1, got ${settings.window}`);
   }
 
@@ -105,13 +129,37 @@ export class LoadDriver implements DeliverySink {
   }
 
   private allDone(): boolean {
-    return this.totalFinished >= this.totalSent && this.missingCopies() === 0;
+    return this.totalFinished >= this.totalSent && this.missingCopies() === 0 && this.reactivePending === 0;
   }
 
   failed(senderIndex: number | null, description: string): void {
     this.counts.errors++;
     if (this.errorSamples.length < MAX_ERROR_SAMPLES) this.errorSamples.push(description);
     if (senderIndex !== null) this.finish(senderIndex);
+  }
+
+  expectReactive(): void {
+    this.reactive = true;
+  }
+
+  reactiveSent(): void {
+    this.reactivePending++;
+    this.lastReactiveAt = nowMs();
+  }
+
+  reactiveAnswered(stampMs: number): void {
+    this.reactivePending--;
+    const now = nowMs();
+    if (this.inWindow(stampMs)) {
+      this.counts.delivered++;
+      this.latency.record(now - stampMs);
+    }
+    if (this.inWindow(now)) this.counts.arrived++;
+  }
+
+  reactiveFailed(description: string): void {
+    this.reactivePending--;
+    this.failed(null, description);
   }
 
   /** Runs warm-up, the measured window and the drain, then reports. Bounded by the settings' times. */
@@ -135,13 +183,13 @@ export class LoadDriver implements DeliverySink {
     return {
       ...this.counts,
       errorSamples: this.errorSamples,
-      undelivered: this.totalSent - this.totalFinished + this.missingCopies(),
+      undelivered: this.totalSent - this.totalFinished + this.missingCopies() + this.reactivePending,
       measuredMs: durationMs,
       latency: this.latency.toJSON(),
     };
   }
 
-  private inWindow(t: number): boolean {
+  inWindow(t: number): boolean {
     return t >= this.measureStart && t < this.measureEnd;
   }
 
@@ -182,11 +230,20 @@ export class LoadDriver implements DeliverySink {
   };
 
   private waitForOutstanding(timeoutMs: number): Promise<void> {
+    if (this.reactive) return this.waitForQuiet(timeoutMs);
     if (this.allDone()) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, timeoutMs);
       function done(): void { clearTimeout(timer); resolve(); }
       this.onAllFinished = () => { this.onAllFinished = undefined; done(); };
     });
+  }
+
+  /** Reactive scenarios: requests keep coming while cards arrive, so wait for answers and a quiet spell. */
+  private async waitForQuiet(timeoutMs: number): Promise<void> {
+    const deadline = nowMs() + timeoutMs;
+    while (nowMs() < deadline && !(this.allDone() && nowMs() - this.lastReactiveAt >= REACTIVE_QUIET_MS)) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
   }
 }

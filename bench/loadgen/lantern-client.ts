@@ -35,6 +35,8 @@ export class LanternConnection {
   onFrame: (frame: Record<string, unknown>) => void = () => {};
   /** The socket failed, or closed without markClosing() first. */
   onClose: (description: string) => void = () => {};
+  /** Hot path: frames this returns true for are dropped undecoded (events a client has no use for). */
+  skipFrame: ((data: Buffer) => boolean) | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private closing = false;
@@ -92,6 +94,7 @@ export class LanternConnection {
   }
 
   private receive(data: Buffer): void {
+    if (this.skipFrame?.(data)) return;
     let frame: Record<string, unknown>;
     try {
       frame = decodeFrame(data);

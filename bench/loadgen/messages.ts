@@ -1,7 +1,8 @@
 // Settings of a load run and the IPC messages between the coordinator and its workers.
+import type { EnvelopeMode, GrabOutcome } from '../../protocol/frames.ts';
 import type { SerializedHistogram } from './histogram.ts';
 
-export type ScenarioName = 'echo' | 'chat-1to1' | 'chat-group';
+export type ScenarioName = 'echo' | 'chat-1to1' | 'chat-group' | 'redenvelope';
 
 export interface LoadSettings {
   /**
@@ -56,6 +57,37 @@ export interface GroupSettings {
 
 export const DEFAULT_GROUP_SETTINGS: Readonly<GroupSettings> = Object.freeze({ size: 100, senders: 4 });
 
+/** redenvelope: the red envelopes each sender keeps sending into the one group. */
+export interface EnvelopeSettings {
+  /** Shares per envelope (`count`). */
+  count: number;
+  /** Cents per envelope. */
+  total: number;
+  mode: EnvelopeMode;
+}
+
+export const DEFAULT_ENVELOPE_SETTINGS: Readonly<EnvelopeSettings> = Object.freeze({ count: 100, total: 2000, mode: 'lucky' });
+
+/** redenvelope: what the workers need of the group set up before they start (scenarios/redenvelope.ts). */
+export interface RedEnvelopeConfig {
+  /** The group every client is a member of. */
+  conv: string;
+  /** Global client indices of the senders (topped up); everyone else only grabs. */
+  senders: number[];
+  envelope: EnvelopeSettings;
+}
+
+/** redenvelope: one worker's grab answers, and what the end-of-run verification needs. */
+export interface GrabReport {
+  /** Answers to grabs sent inside the measured window, by outcome. */
+  window: Record<GrabOutcome, number>;
+  /** Answers to every grab of the run (warm-up and drain included), by outcome. */
+  all: Record<GrabOutcome, number>;
+  /** Envelopes this worker knows of: sent by its senders, or carded to its members. */
+  envelopes: string[];
+  /** Every `grabbed` or `already` answer: [envelope, user, amount, outcome]. */
+  grabs: Array<[string, string, number, 'grabbed' | 'already']>;
+}
 /** The URL global client `index` connects to. */
 export function urlOf(config: Pick<WorkerConfig, 'url' | 'urls'>, index: number): string {
   const urls = config.urls;
@@ -79,6 +111,8 @@ export interface WorkerConfig {
   chat?: ChatAuth;
   /** chat-group only. */
   group?: GroupSettings;
+  /** redenvelope only. */
+  redenvelope?: RedEnvelopeConfig;
   /** Bound on connecting and scenario setup. */
   setupTimeoutMs: number;
 }
@@ -118,6 +152,8 @@ export interface WorkerReport {
   /** CPU time (user + system) this worker process spent from 'go' to its report. */
   cpuMs: number;
   latency: SerializedHistogram;
+  /** redenvelope only. */
+  grabs?: GrabReport;
 }
 
 export type CoordinatorMessage =

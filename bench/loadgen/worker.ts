@@ -6,12 +6,14 @@ import type { CoordinatorMessage, WorkerConfig, WorkerMessage } from './messages
 import { setupChat1to1 } from './scenarios/chat-1to1.ts';
 import { groupSenderCount, setupChatGroup } from './scenarios/chat-group.ts';
 import { setupEcho } from './scenarios/echo.ts';
+import { localSenders, setupRedEnvelope } from './scenarios/redenvelope.ts';
 import type { ScenarioInstance, ScenarioSetup } from './scenarios/scenario.ts';
 
 const SCENARIOS: Record<WorkerConfig['scenario'], ScenarioSetup> = {
   echo: setupEcho,
   'chat-1to1': setupChat1to1,
   'chat-group': setupChatGroup,
+  redenvelope: setupRedEnvelope,
 };
 
 if (process.send === undefined) {
@@ -39,8 +41,8 @@ async function fail(err: unknown): Promise<never> {
 
 async function setup(c: WorkerConfig): Promise<void> {
   config = c;
-  // In groups only a few members send; everyone else only receives.
-  const senders = c.scenario === 'chat-group' ? groupSenderCount(c) : c.clients;
+  // In groups only a few members send; everyone else only receives (or grabs).
+  const senders = c.scenario === 'chat-group' ? groupSenderCount(c) : c.scenario === 'redenvelope' ? localSenders(c).length : c.clients;
   driver = new LoadDriver(c.load, c.workerRatePerSec, senders);
   scenario = await withTimeout(SCENARIOS[c.scenario](c, driver), c.setupTimeoutMs, `worker ${c.workerIndex} setup`);
   await tell({ type: 'ready', workerIndex: c.workerIndex, clients: scenario.senders.length });
@@ -52,7 +54,8 @@ async function go(): Promise<void> {
   const counts = await driver.run(scenario.senders);
   const cpu = process.cpuUsage(cpuBefore);
   await scenario.close();
-  await tell({ type: 'report', report: { workerIndex: config.workerIndex, ...counts, cpuMs: (cpu.user + cpu.system) / 1000 } });
+  const grabs = scenario.grabReport?.();
+  await tell({ type: 'report', report: { workerIndex: config.workerIndex, ...counts, cpuMs: (cpu.user + cpu.system) / 1000, ...(grabs ? { grabs } : {}) } });
   process.exit(0);
 }
 
