@@ -40,7 +40,7 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
   const settings = loadSettings({ env: options.env ?? process.env, argv: options.argv ?? [], overrides: { ...overrides, mode: 'worker' } });
   const log: Logger = options.log ?? pino({ name: 'lantern-worker', level: settings.logLevel });
 
-  const nc = await connect({ servers: settings.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'lantern-worker' });
+  const nc = await connect({ servers: settings.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'lantern-worker', noAsyncTraces: true });
   const bus = new NatsBus(nc, log);
   const redis = new Redis(settings.redisUrl, { ...redisResilienceOptions });
   redis.on('error', (err) => log.warn({ err }, 'redis connection error'));

@@ -45,6 +45,7 @@ export class Envelopes {
   private readonly known = new Map<string, Envelope>();
   private readonly snapshots = new Map<string, { state: ConversationState; at: number }>();
   private readonly loadingSnapshots = new Map<string, Promise<ConversationState>>();
+  private readonly loadingEnvelopes = new Map<string, Promise<Envelope>>();
   /** Grabs not yet announced, by envelope (see announceGrab). */
   private readonly unannounced = new Map<string, { envelope: Envelope; state: ConversationState; claims: Claim[]; timer?: NodeJS.Timeout }>();
 
@@ -222,10 +223,17 @@ export class Envelopes {
   private async envelope(id: string): Promise<Envelope> {
     const hit = this.known.get(id);
     if (hit) return hit;
-    const record = await this.store.getEnvelope(id);
-    if (!record) throw new LanternError('not_found', `no envelope ${id}`, { field: 'envelope' });
-    this.remember(record.envelope);
-    return record.envelope;
+    // A burst on a worker that has not seen the envelope yet: one read, shared by every grab.
+    let loading = this.loadingEnvelopes.get(id);
+    if (!loading) {
+      loading = this.store.getEnvelope(id).then((record) => {
+        if (!record) throw new LanternError('not_found', `no envelope ${id}`, { field: 'envelope' });
+        this.remember(record.envelope);
+        return record.envelope;
+      }).finally(() => this.loadingEnvelopes.delete(id));
+      this.loadingEnvelopes.set(id, loading);
+    }
+    return loading;
   }
 
   private remember(envelope: Envelope): void {
