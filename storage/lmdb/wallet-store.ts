@@ -1,15 +1,20 @@
 // WalletStore on LMDB (lmdb-js): msgpack values, ordered-binary array keys, sub-databases named
 // `wallet.*` so the wallet can live in the chat store's directory (open both with the same path:
 // lmdb-js shares one environment per path within a process; the chat store's 9 sub-databases
-// plus these 6 fit the 16 both ask for).
+// plus these 7 fit the 16 both ask for).
 //
 // Key layout (sub-database: key -> value):
 //   wallet.accounts:  account                          -> { balance, seq } (seq of its newest entry)
 //   wallet.entries:   [account, seq]                   -> LedgerEntry (statements read it backwards)
 //   wallet.txns:      txn id                           -> LedgerTxn (the idempotency record)
-//   wallet.envelopes: envelope id                      -> EnvelopeRecord (claims in the order made;
-//                                                         an envelope has few shares, so a claim
-//                                                         rewrites the record and scans its claims)
+//   wallet.envelopes: envelope id                      -> { envelope, refunded? } (written at open
+//                                                         and at refund only)
+//   wallet.claims:    [envelope, 0]                    -> number of claims
+//                     [envelope, 1, n]                 -> Claim n (0, 1, ...: the order made)
+//                     [envelope, 2, user]              -> n of the user's claim
+//                     [envelope, 3, index]             -> n of the claim holding that share
+//                     (a claim writes four small rows, not the whole envelope: a burst on an
+//                     envelope of 100 shares costs the same per grab from the first to the last)
 //   wallet.transfers: transfer id                      -> Transfer
 //   wallet.due:       ['env' | 'xfer', expiresAt, id]  -> true (open envelopes and pending
 //                                                         transfers; removed on refund or settle)
@@ -61,6 +66,7 @@ export class LmdbWalletStore implements WalletStore {
     private readonly entries: Database<LedgerEntry, Key>,
     private readonly txns: Database<LedgerTxn, string>,
     private readonly envelopes: Database<EnvelopeRecord, string>,
+    private readonly claims: Database<number | Claim, Key>,
     private readonly transfers: Database<Transfer, string>,
     private readonly due: Database<true, Key>,
   ) {}
@@ -70,7 +76,7 @@ export class LmdbWalletStore implements WalletStore {
       await mkdir(options.path, { recursive: true });
       const root = open({ path: options.path, maxDbs: 16, encoding: 'msgpack', ...(options.mapSize ? { mapSize: options.mapSize } : {}) });
       const db = <V, K extends Key>(name: string) => root.openDB<V, K>(`wallet.${name}`, { encoding: 'msgpack' });
-      return new LmdbWalletStore(root, db('accounts'), db('entries'), db('txns'), db('envelopes'), db('transfers'), db('due'));
+      return new LmdbWalletStore(root, db('accounts'), db('entries'), db('txns'), db('envelopes'), db('claims'), db('transfers'), db('due'));
     } catch (error) {
       throw new StoreUnavailableError(`lmdb: cannot open ${options.path}`, { cause: error });
     }
@@ -109,35 +115,42 @@ export class LmdbWalletStore implements WalletStore {
     return this.write('claimShare', () => {
       const record = this.envelopes.get(envelopeId);
       if (!record) return undefined;
-      const earlier = record.claims.find((c) => c.user === user);
-      if (earlier) return { value: earlier, applied: false };
+      const earlier = this.claims.get([envelopeId, 2, user]) as number | undefined;
+      if (earlier !== undefined) return { value: this.claims.get([envelopeId, 1, earlier]) as Claim, applied: false };
       if (record.refunded !== undefined) throw new EnvelopeClosedError(envelopeId);
       const amount = shareAt(record.envelope, index);
-      if (record.claims.some((c) => c.index === index)) throw new ShareTakenError(envelopeId, index);
+      if (this.claims.doesExist([envelopeId, 3, index])) throw new ShareTakenError(envelopeId, index);
       const claim: Claim = { user, index, amount, ts };
       this.apply(grabTxn(record.envelope, claim));
-      record.claims.push(claim);
-      void this.envelopes.put(envelopeId, record);
+      const n = (this.claims.get([envelopeId, 0]) as number | undefined) ?? 0;
+      void this.claims.put([envelopeId, 1, n], claim);
+      void this.claims.put([envelopeId, 2, user], n);
+      void this.claims.put([envelopeId, 3, index], n);
+      void this.claims.put([envelopeId, 0], n + 1);
       return { value: claim, applied: true };
     });
   }
 
   async refundEnvelope(envelopeId: string, ts: number): Promise<Applied<EnvelopeRecord> | undefined> {
     return this.write('refundEnvelope', () => {
-      const record = this.envelopes.get(envelopeId);
-      if (!record) return undefined;
+      const stored = this.envelopes.get(envelopeId);
+      if (!stored) return undefined;
+      const record = this.withClaims(stored);
       if (record.refunded !== undefined) return { value: record, applied: false };
       const remaining = record.envelope.total - record.claims.reduce((sum, c) => sum + c.amount, 0);
       if (remaining > 0) this.apply(refundTxn(record.envelope, remaining, ts));
       record.refunded = remaining;
-      void this.envelopes.put(envelopeId, record);
+      void this.envelopes.put(envelopeId, { envelope: record.envelope, claims: [], refunded: remaining });
       void this.due.remove(dueKey('env', record.envelope.expiresAt, envelopeId));
       return { value: record, applied: true };
     });
   }
 
   async getEnvelope(envelopeId: string): Promise<EnvelopeRecord | undefined> {
-    return this.read('getEnvelope', () => this.envelopes.get(envelopeId));
+    return this.read('getEnvelope', () => {
+      const stored = this.envelopes.get(envelopeId);
+      return stored && this.withClaims(stored);
+    });
   }
 
   async dueEnvelopes(now: number, limit: number): Promise<string[]> {
@@ -211,7 +224,7 @@ export class LmdbWalletStore implements WalletStore {
   }
 
   async *scanEnvelopes(): AsyncIterable<EnvelopeRecord> {
-    yield* this.scan('scanEnvelopes', this.envelopes, (_, record) => record);
+    yield* this.scan('scanEnvelopes', this.envelopes, (_, record) => this.withClaims(record));
   }
 
   /** Waits for queued writes to be durable, then closes this handle on the environment. */
@@ -285,6 +298,13 @@ export class LmdbWalletStore implements WalletStore {
   private async *scan<V, K extends Key, T>(what: string, db: Database<V, K>, map: (key: K, value: V) => T): AsyncIterable<T> {
     this.assertOpen(what);
     for (const { key, value } of db.getRange()) yield map(key, value);
+  }
+
+  /** The stored envelope with its claims, in the order made. */
+  private withClaims(stored: EnvelopeRecord): EnvelopeRecord {
+    const id = stored.envelope.id;
+    const claims = [...this.claims.getRange({ start: [id, 1], end: [id, 1, END] })].map(({ value }) => value as Claim);
+    return { envelope: stored.envelope, claims, ...(stored.refunded === undefined ? {} : { refunded: stored.refunded }) };
   }
 
   private assertOpen(what: string): void {
