@@ -8,6 +8,8 @@ import { befriend } from './support/server.ts';
 import { WireError, type WireClient } from './support/wire-client.ts';
 
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
+/** Clients grabbing one envelope at once in the crowd test. */
+const CROWD = 2000;
 
 async function topup(d: Deployment, body: unknown, token = ADMIN_TOKEN): Promise<{ status: number; json: Record<string, unknown> }> {
   const base = d.urls[0]!.replace(/^ws:/, 'http:').replace(/\/ws$/, '');
@@ -26,7 +28,7 @@ async function refused(t: Test, work: Promise<unknown>, error: string, what: str
 
 for (const mode of testModes()) {
   t.test(mode, async (t) => {
-    const d = await startDeployment(mode, { adminToken: ADMIN_TOKEN, ratePerSec: 1000, rateBurst: 1000 });
+    const d = await startDeployment(mode, { adminToken: ADMIN_TOKEN, ratePerSec: 1000, rateBurst: 1000, maxGroupMembers: CROWD + 1 });
     t.teardown(() => d.close());
 
     t.test('admin top-up: token required, amounts checked, idempotent by key', async (t) => {
@@ -86,6 +88,28 @@ for (const mode of testModes()) {
       await refused(t, outsider.req('envelope.grab', { envelope: 'e-made-up' }), 'not_found', 'an unknown envelope');
       t.equal(await cents(sender!), held, 'no refused send moved money');
       await Promise.all([...clients, outsider].map((c) => c.close()));
+    });
+
+    t.test(`${CROWD} clients grab one envelope at the same moment through every gateway`, async (t) => {
+      const users = Array.from({ length: CROWD }, (_, i) => `crowd${i}`);
+      const clients: WireClient[] = [];
+      for (let i = 0; i < users.length; i += 100) clients.push(...await Promise.all(users.slice(i, i + 100).map((u) => d.connect(u))));
+      const { conv } = await clients[0]!.req('group.create', { title: 'crowd', members: users.slice(1, 100) });
+      for (let i = 100; i < users.length; i += 100) await clients[0]!.req('group.add', { conv, users: users.slice(i, i + 100) });
+      await topup(d, { user: users[0], amount: 20_000, key: `crowd-${mode}` });
+      const { envelope } = await clients[0]!.req('envelope.send', { conv, total: 20_000, count: 100, mode: 'lucky', key: 'crowd' });
+      const answers = await Promise.all(clients.map((c) => c.req('envelope.grab', { envelope })));
+      const grabbed = answers.filter((a) => a.outcome === 'grabbed');
+      t.equal(grabbed.length, 100, 'exactly the 100 shares were handed out');
+      t.equal(answers.filter((a) => a.outcome === 'empty').length, CROWD - 100, 'everyone else: empty');
+      t.equal(grabbed.reduce((s, a) => s + a.amount!, 0), 20_000, 'the shares sum to the total');
+      const info = await clients[1]!.req('envelope.info', { envelope });
+      t.equal(new Set(info.claims.map((c) => c.user)).size, 100, 'no user twice');
+      const winners = users.filter((_, i) => answers[i]!.outcome === 'grabbed');
+      t.same(info.claims.map((c) => c.user).sort(), winners.sort(), 'the store paid exactly those told they grabbed');
+      const sample = winners.slice(0, 10);
+      for (const u of sample) t.equal(await cents(clients[users.indexOf(u)]!), answers[users.indexOf(u)]!.amount!, `${u} holds the share`);
+      await Promise.all(clients.map((c) => c.close()));
     });
 
     t.test('a transfer between gateways: escrow, accept, both told', async (t) => {
