@@ -18,6 +18,7 @@ import { summariseProfile, type ProfileSummary } from './distributed/profile.ts'
 import type { ChatAuth, EnvelopeSettings, LoadSettings } from './loadgen/messages.ts';
 import { runRedEnvelopeLoad, type Verification } from './loadgen/redenvelope-run.ts';
 import { gitCommit, machine, packageVersion, writeResults, type PhaseFailure } from './results-file.ts';
+import { attempt } from './phase-attempt.ts';
 
 /** The issue's aim: Lantern's grabs/s at least this share of the ceiling's decisions/s. */
 export const AIM_SHARE_OF_CEILING = 0.5;
@@ -145,18 +146,6 @@ async function loadPhase(
   }
 }
 
-async function attempt<T extends object>(phases: Record<string, Phase>, name: string, run: () => Promise<T>): Promise<T | undefined> {
-  console.error(`bench: ${name} ...`);
-  try {
-    const figures = await run();
-    phases[name] = figures as unknown as Phase;
-    return figures;
-  } catch (err) {
-    console.error(`bench: ${name} failed:`, err);
-    phases[name] = { error: err instanceof Error ? err.message : String(err) };
-    return undefined;
-  }
-}
 
 /** Profiles this process's main thread between start() and end() (the embedded server runs here). */
 function inProcessProfiler(): { start(): void; end(): void; summary(): Promise<ProfileSummary | undefined> } {

@@ -13,6 +13,7 @@ import { runCqlBaselines, type CqlPhaseFigures } from './cql-baseline.ts';
 import { acquireInfra, type Endpoints } from './infra.ts';
 import { coresBetween, perUnit, pidListeningOn, sampleCpu, type CoresUsed, type CpuSample } from './proc-cpu.ts';
 import { summariseProfile, type ProfileSummary } from './profile.ts';
+import { attempt } from '../phase-attempt.ts';
 
 export interface DistributedOptions {
   /** 1:1 clients (whole pairs; with 2 gateways the two ends of a pair sit on different gateways). */
@@ -89,18 +90,6 @@ async function loadPhase(
   }
 }
 
-async function attempt<T extends object>(phases: Record<string, Phase>, name: string, run: () => Promise<T>): Promise<T | undefined> {
-  console.error(`bench: ${name} ...`);
-  try {
-    const figures = await run();
-    phases[name] = figures as unknown as Phase;
-    return figures;
-  } catch (err) {
-    console.error(`bench: ${name} failed:`, err);
-    phases[name] = { error: err instanceof Error ? err.message : String(err) };
-    return undefined;
-  }
-}
 
 function ratio(a: number | undefined, b: number | undefined): number | null {
   return a !== undefined && b !== undefined && b > 0 ? Math.round((a / b) * 1000) / 1000 : null;
