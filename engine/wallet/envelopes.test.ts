@@ -180,3 +180,25 @@ t.test('a worker that does not own the group reads its members once for a burst,
   t.equal(memberReads, 1, 'one member read for 40 concurrent grabs');
   await t.rejects(h.as('outsider').req('envelope.grab', { envelope }), { name: 'LanternError', error: 'not_member' }, 'the snapshot still checks membership');
 });
+
+t.test('a decider rebuilt without a claim committed just after its read still answers that grabber \'already\'', async (t) => {
+  let inner = new MemoryGrabDecider();
+  const decider: GrabDecider = {
+    load: (e, c) => inner.load(e, c), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), drop: (e) => inner.drop(e),
+  };
+  const h = walletHarness({}, decider);
+  const conv = await group(h, 'a', ['b', 'c', 'd']);
+  await h.topup('a', 300);
+  const { envelope } = await h.as('a').req('envelope.send', { conv, total: 300, count: 2, mode: 'equal', key: 'miss' });
+  const b = await h.as('b').req('envelope.grab', { envelope });
+  t.equal(b.outcome, 'grabbed');
+  // Redis lost everything, and the rebuild read the claims before b's claim landed: b is unknown
+  // to it and both shares look free; c and d take them (d's collides with b's and is re-decided).
+  inner = new MemoryGrabDecider();
+  const record = (await h.wallet.getEnvelope(envelope))!;
+  await inner.load(record.envelope, []);
+  await inner.decide(envelope, 'c', h.clock.now());
+  await inner.decide(envelope, 'd', h.clock.now());
+  t.same(await h.as('b').req('envelope.grab', { envelope }), { envelope, outcome: 'already', amount: b.amount, currency: 'CNY' },
+    'b, told grabbed before, hears already with the same amount, not empty');
+});

@@ -46,6 +46,9 @@ export class Envelopes {
   private readonly snapshots = new Map<string, { state: ConversationState; at: number }>();
   private readonly loadingSnapshots = new Map<string, Promise<ConversationState>>();
   private readonly loadingEnvelopes = new Map<string, Promise<Envelope>>();
+  /** Claims of envelopes with every share claimed or refunded: they can no longer change. */
+  private readonly finalClaims = new Map<string, Map<string, Claim>>();
+  private readonly readingClaims = new Map<string, Promise<Map<string, Claim>>>();
   /** Grabs not yet announced, by envelope (see announceGrab). */
   private readonly unannounced = new Map<string, { envelope: Envelope; state: ConversationState; claims: Claim[]; timer?: NodeJS.Timeout }>();
 
@@ -126,7 +129,12 @@ export class Envelopes {
         await this.decider.load(envelope, record.claims);
         continue;
       }
-      if (decision.outcome !== 'share') return answer(decision.outcome);
+      if (decision.outcome !== 'share') {
+        // A decider rebuilt from the store can miss a claim committed just after it read them:
+        // someone told 'grabbed' must hear 'already' again, never 'empty'. The store is the truth.
+        const mine = await this.claimOf(envelope, who.user);
+        return mine ? answer('already', mine.amount) : answer(decision.outcome);
+      }
       try {
         const claimed = await this.store.claimShare(envelope.id, who.user, decision.index, this.clock.now());
         if (!claimed) throw new LanternError('not_found', `no envelope ${envelope.id}`, { field: 'envelope' });
@@ -214,6 +222,29 @@ export class Envelopes {
       ...(left === undefined ? {} : { left }),
       ...(luckiest === undefined ? {} : { luckiest }),
     });
+  }
+
+  /**
+   * The user's claim on an envelope the decider calls empty or expired. Once every share is claimed
+   * (or the envelope refunded) the claims are final: one read per envelope and worker serves the
+   * rest of a burst; until then each answer reads again (reads in flight are shared).
+   */
+  private async claimOf(envelope: Envelope, user: string): Promise<Claim | undefined> {
+    const final = this.finalClaims.get(envelope.id);
+    if (final) return final.get(user);
+    let reading = this.readingClaims.get(envelope.id);
+    if (!reading) {
+      reading = this.store.getEnvelope(envelope.id).then((record) => {
+        const claims = new Map((record?.claims ?? []).map((c) => [c.user, c]));
+        if (record && (record.claims.length === envelope.count || record.refunded !== undefined)) {
+          this.finalClaims.set(envelope.id, claims);
+          if (this.finalClaims.size > KNOWN_ENVELOPES) this.finalClaims.delete(this.finalClaims.keys().next().value!);
+        }
+        return claims;
+      }).finally(() => this.readingClaims.delete(envelope.id));
+      this.readingClaims.set(envelope.id, reading);
+    }
+    return (await reading).get(user);
   }
 
   private publish(state: ConversationState, event: EnvelopeEvent): void {

@@ -209,7 +209,8 @@ t.test('redis restarts and comes back empty mid-burst, then loses its data again
   // The rest all at once, and redis loses everything again at its peak (a failover to a replica
   // that lagged): decisions whose claims are still queued at the store are gone, so the rebuilt
   // decider hands their shares out again and the store must refuse the second claim.
-  const second = new Burst(jobs.filter((j) => !early(j)), STORMY);
+  // Spread over 1.5 s so that, however fast the store, most of the wave is still to come at the flush.
+  const second = new Burst(jobs.filter((j) => !early(j)), { ...STORMY, spreadMs: 1_500 });
   await until(() => second.finished >= second.size / 10, 'the second wave to be under way', 20_000);
   await admin.flushall();
   const queued = second.size - second.finished;
