@@ -124,6 +124,22 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
          kind text, hour bigint, PRIMARY KEY ((kind), hour)) WITH gc_grace_seconds = 10800`,
     ],
   },
+  // Wallet credits without a compare-and-set (wallet-ledger.ts):
+  //   wallet_credits    ((account), txn)      a credit to a wallet that no compare-and-set has folded
+  //                     into its account row yet: written plainly (idempotent by txn), deleted by the
+  //                     fold's roll-forward, so a partition holds few live rows and many tombstones:
+  //                     leveled, and gc_grace 3 hours. A resurrected row is harmless (the fold finds
+  //                     its txn marked as applied to the account and deletes it again).
+  {
+    id: '0003_wallet_credits',
+    description: 'wallet: credits written without a compare-and-set, folded into their account later',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS wallet_credits (
+         account text, txn text, instance text, kind text, amount bigint, ref text, ts bigint,
+         PRIMARY KEY ((account), txn))
+         WITH compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 10800`,
+    ],
+  },
 ]);
 
 export interface MigrateOptions {

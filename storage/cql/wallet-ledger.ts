@@ -1,6 +1,7 @@
 // The ledger half of CqlWalletStore: transaction rows (the idempotency key and the roll-forward
-// record) and account rows (balance, statement seq, version), changed only by compare-and-set.
-// The protocol and its failure analysis are at the top of wallet-store.ts.
+// record), account rows (balance, statement seq, version), changed only by compare-and-set, and
+// wallet credits (wallet_credits), written plainly and folded into their account row by its next
+// compare-and-set. The protocol and its failure analysis are at the top of wallet-store.ts.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client, QueryOptions } from 'cassandra-driver';
@@ -10,13 +11,17 @@ import {
   type LedgerEntry, type LedgerTxn, type Posting,
 } from '../../engine/wallet/ports.ts';
 import {
-  DERIVED, bucketOf, isEscrow, toAccountRow, toEntry, toTxnMarks, toTxnRow,
-  type AccountChange, type AccountRow, type Intent, type TxnRow,
+  DERIVED, bucketOf, isDeferredCredit, isEscrow, toAccountRow, toCreditRow, toEntry, toTxnMarks, toTxnRow,
+  type AccountChange, type AccountRow, type CreditRow, type Intent, type TxnRow,
 } from './wallet-rows.ts';
 import type { WalletStatements } from './wallet-statements.ts';
 
 /** Postings to one account decided by one compare-and-set, at most. */
 const POSTINGS_PER_CAS = 32;
+/** Credits folded into an account by one compare-and-set, at most. */
+const CREDITS_PER_CAS = 32;
+/** Fold-only compare-and-sets before a debit is decided anyway (on the credits folded so far: it may be refused, never overdraw). */
+const FOLD_PASSES = 64;
 /** Compare-and-set rounds on one account before giving up (retryable). */
 const CAS_ROUNDS = 16;
 /** Accounts whose last changes this process rolled forward, remembered to skip doing it again (bounded). */
@@ -34,15 +39,29 @@ export type PostingOutcome =
   /** Asked not to decide, and nothing was decided yet. */
   | { status: 'undecided' };
 
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+}
+
+/** What a statement line takes from its transaction. */
+type TxnRef = Pick<LedgerTxn, 'id' | 'kind' | 'ref' | 'ts'>;
+
 interface PostingRequest {
-  txn: LedgerTxn;
+  txn: TxnRef;
   instance: string;
   amount: number;
   /** Refused rather than taking the balance below 0. */
   constrained: boolean;
   /** False: report what was decided, never decide (a reader must not decide an attempt in flight). */
   decide: boolean;
-  waiters: Array<{ resolve: (outcome: PostingOutcome) => void; reject: (error: unknown) => void }>;
+  waiters: Array<Waiter<PostingOutcome>>;
+}
+
+/** Work waiting for an account's next compare-and-set: postings, and readers who want its credits folded. */
+interface AccountQueue {
+  postings: PostingRequest[];
+  folds: Array<Waiter<AccountRow | undefined>>;
 }
 
 /** Runs the side effects of a committed transaction's intent (envelope rows, due index, claim marks...). */
@@ -66,7 +85,7 @@ export function constrainedDebit(txn: LedgerTxn): Posting | undefined {
 }
 
 export class Ledger {
-  private readonly queues = new Map<string, PostingRequest[]>();
+  private readonly queues = new Map<string, AccountQueue>();
   private readonly rolled = new Map<string, number>();
   private readonly stale = new Set<string>();
   private readonly client: Client;
@@ -117,9 +136,14 @@ export class Ledger {
       const outcome = await this.apply(debit.account, { txn, instance: row.instance, amount: debit.amount, constrained: true, decide });
       if (outcome.status !== 'applied') return outcome;
     }
-    // Committed from here on: nothing below can be refused.
+    // Committed from here on: nothing below can be refused. Wallet credits are rows of
+    // wallet_credits (plain, idempotent), folded into the account by its next compare-and-set.
     const rest = postings.filter((p) => p !== debit && !row.applied.has(p.account));
-    const outcomes = await Promise.all(rest.map((p) => this.apply(p.account, { txn, instance: row.instance, amount: p.amount, constrained: false, decide: true })));
+    const [outcomes] = await Promise.all([
+      Promise.all(rest.filter((p) => !isDeferredCredit(p)).map((p) => this.apply(p.account, { txn, instance: row.instance, amount: p.amount, constrained: false, decide: true }))),
+      Promise.all(rest.filter(isDeferredCredit).map((p) => this.client.execute(this.q.creditInsert,
+        [p.account, txn.id, row.instance, txn.kind, p.amount, txn.ref ?? null, txn.ts], this.o.write))),
+    ]);
     const odd = outcomes.find((o) => o.status !== 'applied');
     if (odd) throw new Error(`cql: committed txn ${txn.id} could not post (${odd.status}): ledger inconsistent`);
     // Effects after the postings: some of them (a claim's `settled`, a refund's `refunded`, a due
@@ -174,7 +198,25 @@ export class Ledger {
   }
 
   async balance(account: string): Promise<number> {
-    return (await this.readAccount(account))?.balance ?? 0;
+    return (await this.fold(account))?.balance ?? 0;
+  }
+
+  /**
+   * The account row with every credit written before this call folded in (a compare-and-set
+   * only when there is one to fold). The credits are read before the row: a credit gone from
+   * wallet_credits was deleted after the compare-and-set that folded it, so the row read
+   * afterwards includes it.
+   */
+  async fold(account: string): Promise<AccountRow | undefined> {
+    if ((await this.readCredits(account, 1)).length === 0) return this.readAccount(account);
+    return new Promise((resolve, reject) => {
+      this.queueOf(account).folds.push({ resolve, reject });
+    });
+  }
+
+  /** The account's first `limit` credit rows: unfolded ones, and folded ones whose delete has not landed. */
+  async readCredits(account: string, limit: number): Promise<CreditRow[]> {
+    return (await this.client.execute(this.q.creditsSelect, [account, limit], this.o.read)).rows.map(toCreditRow);
   }
 
   /**
@@ -184,56 +226,88 @@ export class Ledger {
    */
   apply(account: string, request: Omit<PostingRequest, 'waiters'>): Promise<PostingOutcome> {
     return new Promise((resolve, reject) => {
-      const queue = this.queues.get(account);
+      const { postings } = this.queueOf(account);
       const waiter = { resolve, reject };
-      if (queue) {
-        const same = queue.find((r) => r.txn.id === request.txn.id && r.instance === request.instance);
-        if (same) { same.decide ||= request.decide; same.waiters.push(waiter); return; }
-        queue.push({ ...request, waiters: [waiter] });
-        return;
-      }
-      this.queues.set(account, [{ ...request, waiters: [waiter] }]);
-      void this.drain(account);
+      const same = postings.find((r) => r.txn.id === request.txn.id && r.instance === request.instance);
+      if (same) { same.decide ||= request.decide; same.waiters.push(waiter); return; }
+      postings.push({ ...request, waiters: [waiter] });
     });
+  }
+
+  /** The account's queue, its drain started when new. */
+  private queueOf(account: string): AccountQueue {
+    let queue = this.queues.get(account);
+    if (!queue) {
+      queue = { postings: [], folds: [] };
+      this.queues.set(account, queue);
+      // Started on the next tick, so the caller's request is queued first.
+      queueMicrotask(() => void this.drain(account));
+    }
+    return queue;
   }
 
   private async drain(account: string): Promise<void> {
     const queue = this.queues.get(account)!;
-    while (queue.length > 0) {
+    while (queue.postings.length > 0 || queue.folds.length > 0) {
       // One request per txn id in a group: two attempts of one id are decided one after the other.
       const group: PostingRequest[] = [];
       const ids = new Set<string>();
-      for (let i = 0; i < queue.length && group.length < POSTINGS_PER_CAS;) {
-        const r = queue[i]!;
+      for (let i = 0; i < queue.postings.length && group.length < POSTINGS_PER_CAS;) {
+        const r = queue.postings[i]!;
         if (ids.has(r.txn.id)) { i++; continue; }
         ids.add(r.txn.id);
         group.push(r);
-        queue.splice(i, 1);
+        queue.postings.splice(i, 1);
       }
+      const folds = queue.folds.splice(0);
       try {
-        const outcomes = await this.round(account, group);
+        const { outcomes, row } = await this.round(account, group);
         group.forEach((r, i) => r.waiters.forEach((w) => w.resolve(outcomes[i]!)));
+        for (const w of folds) w.resolve(row);
       } catch (error) {
         for (const r of group) for (const w of r.waiters) w.reject(error);
+        for (const w of folds) w.reject(error);
       }
     }
     this.queues.delete(account);
   }
 
-  /** Decides a group of postings to one account with one compare-and-set (retried while it loses). */
-  private async round(account: string, group: PostingRequest[]): Promise<PostingOutcome[]> {
-    for (let attempt = 0; attempt < CAS_ROUNDS; attempt++) {
-      if (attempt > 0) await delay(Math.random() * 4 * attempt); // another process won: let it finish
-      const row = await this.readAccount(account);
+  /**
+   * Decides a group of postings to one account with one compare-and-set (retried while it loses),
+   * after folding the account's unfolded credits into it: they come first, so a debit is decided
+   * on every credit written before it. Returns the outcomes and the account row after.
+   */
+  private async round(account: string, group: PostingRequest[]): Promise<{ outcomes: PostingOutcome[]; row: AccountRow | undefined }> {
+    for (let lost = 0, passes = 0; lost < CAS_ROUNDS;) {
+      if (lost > 0) await delay(Math.random() * 4 * lost); // another process won: let it finish
+      const [row, read] = await Promise.all([this.readAccount(account), this.readCredits(account, CREDITS_PER_CAS + 1)]);
+      // More credits than one compare-and-set folds: fold these first, decide the group after.
+      const foldOnly = read.length > CREDITS_PER_CAS && passes < FOLD_PASSES;
+      // A credit in `pending` is folded (its row's delete is part of the roll-forward).
+      const credits = read.slice(0, CREDITS_PER_CAS).filter((c) => !row?.pending.some((p) => p.txn === c.txn && p.instance === c.instance));
       // The txn rows are read after the account row: a posting applied at an older version has its
       // mark there (rollForward writes it before any later CAS), one at this version is in `pending`.
-      const [txns] = await Promise.all([
+      // So a credit row whose txn is marked was folded before: a late replay of its write.
+      const [txns, creditMarks] = await Promise.all([
         Promise.all(group.map((r) => this.readMarks(r.txn.id))),
+        Promise.all(credits.map((c) => this.readMarks(c.txn))),
         row ? this.rollForward(row) : undefined,
       ]);
+      const replayed = credits.filter((_, i) => creditMarks[i]?.applied.has(account));
+      if (replayed.length > 0) await Promise.all(replayed.map((c) => this.deleteCredit(account, c)));
+      const unfolded = credits.filter((_, i) => !creditMarks[i]?.applied.has(account))
+        // In the order they were written (a statement lists sequential credits as they happened).
+        .sort((a, b) => a.wt - b.wt || (a.txn < b.txn ? -1 : 1));
       let balance = row?.balance ?? 0, seq = row?.seq ?? 0;
       const changes: AccountChange[] = [], now = Date.now();
-      const outcomes = group.map((r, i): PostingOutcome | AccountChange => {
+      for (const c of unfolded) {
+        balance += c.amount;
+        seq += 1;
+        const entry: LedgerEntry = { seq, txn: c.txn, kind: c.kind, amount: c.amount, balance, ts: c.ts };
+        if (c.ref !== undefined) entry.ref = c.ref;
+        changes.push({ txn: c.txn, instance: c.instance, at: now, entry, credit: c.wt });
+      }
+      const outcomes = (foldOnly ? [] : group).map((r, i): PostingOutcome | AccountChange => {
         const previous = row?.pending.find((c) => c.txn === r.txn.id && c.instance === r.instance);
         if (previous) return 'entry' in previous ? { status: 'applied' } : { status: 'refused', ...previous.refused };
         const t = txns[i];
@@ -253,16 +327,19 @@ export class Ledger {
         changes.push(change);
         return change;
       });
+      let after = row;
       if (changes.length > 0) {
         const version = (row?.version ?? 0) + 1;
         const pending = JSON.stringify(changes);
         const rs = row
           ? await this.client.execute(this.q.accountUpdate, [balance, seq, version, pending, account, row.version], this.o.paxos)
           : await this.client.execute(this.q.accountCreate, [account, balance, seq, version, pending], this.o.paxos);
-        if (!rs.wasApplied()) continue;
+        if (!rs.wasApplied()) { lost++; continue; }
         await this.finish(account, version, changes);
+        after = { account, balance, seq, version, pending: changes };
       }
-      return outcomes.map((o) => 'status' in o ? o : 'entry' in o ? { status: 'applied' } : { status: 'refused', ...o.refused });
+      if (foldOnly) { passes++; continue; }
+      return { outcomes: outcomes.map((o) => 'status' in o ? o : 'entry' in o ? { status: 'applied' } : { status: 'refused', ...o.refused }), row: after };
     }
     throw new StoreUnavailableError(`cql: account ${account}: lost ${CAS_ROUNDS} compare-and-set rounds to other writers`);
   }
@@ -290,7 +367,10 @@ export class Ledger {
     }
   }
 
-  /** Writes what a compare-and-set decided: statement lines and the txns' marks; deletes refused attempts' rows. */
+  /**
+   * Writes what a compare-and-set decided: statement lines and the txns' marks; deletes refused
+   * attempts' rows and the credit rows it folded.
+   */
   private async finish(account: string, version: number, changes: AccountChange[]): Promise<void> {
     await Promise.all(changes.map((c) => {
       if (!('entry' in c)) return this.client.execute(this.q.txnDeleteRefused, [c.txn, c.instance], this.o.paxos);
@@ -299,11 +379,18 @@ export class Ledger {
         this.client.execute(this.q.entryInsert,
           [account, bucketOf(e.seq, this.o.bucketSize), e.seq, e.txn, e.kind, e.amount, e.balance, e.ref ?? null, e.ts], this.o.write),
         this.client.execute(this.q.txnApplied, [{ [account]: e.seq }, c.txn], this.o.write),
+        c.credit === undefined ? undefined : this.deleteCredit(account, { txn: c.txn, wt: c.credit }),
       ]);
     }));
     this.rolled.delete(account);
     this.rolled.set(account, version);
     if (this.rolled.size > ROLLED_CACHE_SIZE) this.rolled.delete(this.rolled.keys().next().value!);
+  }
+
+  /** Deletes a folded credit's row, later than its write even if this clock is behind the writer's. */
+  private async deleteCredit(account: string, credit: { txn: string; wt: number }): Promise<void> {
+    const ts = Math.max(Date.now() * 1000, credit.wt + 1);
+    await this.client.execute(this.q.creditDelete, [ts, account, credit.txn], this.o.write);
   }
 
   /**

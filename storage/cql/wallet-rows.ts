@@ -2,8 +2,8 @@
 // which are derived from their envelope or transfer rather than stored. Pure functions, no I/O.
 import type { types } from 'cassandra-driver';
 import {
-  envelopeAccount, grabTxnId, refundTxnId, settleTxnId, transferAccount,
-  type Claim, type Envelope, type LedgerEntry, type LedgerTxn, type Transfer,
+  envelopeAccount, grabTxnId, mayGoNegative, refundTxnId, settleTxnId, transferAccount,
+  type Claim, type Envelope, type LedgerEntry, type LedgerTxn, type Posting, type Transfer,
 } from '../../engine/wallet/ports.ts';
 import { num } from './rows.ts';
 
@@ -33,10 +33,27 @@ export interface TxnRow {
   applied: Map<string, number>;
 }
 
-/** One change made by the last compare-and-set on an account (wallet_accounts.pending); `at`: its wall-clock ms. */
+/**
+ * One change made by the last compare-and-set on an account (wallet_accounts.pending); `at`: its
+ * wall-clock ms. `credit`: the entry folds a row of wallet_credits, written at that time (µs),
+ * which the roll-forward deletes.
+ */
 export type AccountChange =
-  | { txn: string; instance: string; at: number; entry: LedgerEntry }
+  | { txn: string; instance: string; at: number; entry: LedgerEntry; credit?: number }
   | { txn: string; instance: string; at: number; refused: { balance: number; needed: number } };
+
+/** A credit to a wallet written without a compare-and-set, not yet folded into its account row (wallet_credits). */
+export interface CreditRow {
+  txn: string;
+  /** The attempt of the txn that committed it. */
+  instance: string;
+  kind: LedgerTxn['kind'];
+  amount: number;
+  ref: string | undefined;
+  ts: number;
+  /** Write time of the row (µs): its delete must be later. */
+  wt: number;
+}
 
 export interface AccountRow {
   account: string;
@@ -78,6 +95,9 @@ export interface StoredTransfer {
 }
 
 export const isEscrow = (account: string): boolean => account.startsWith('env:') || account.startsWith('xfer:');
+
+/** A credit to a wallet: it can never be refused, so it is written as a wallet_credits row and folded later. */
+export const isDeferredCredit = (p: Posting): boolean => p.amount > 0 && !mayGoNegative(p.account) && !isEscrow(p.account);
 
 export const bucketOf = (seq: number, size: number): number => Math.floor(seq / size);
 
@@ -121,6 +141,13 @@ export function toAccountRow(row: Row): AccountRow {
     seq: num(row['seq']),
     version: num(row['version']),
     pending: pending === undefined ? [] : JSON.parse(pending) as AccountChange[],
+  };
+}
+
+export function toCreditRow(row: Row): CreditRow {
+  return {
+    txn: String(row['txn']), instance: String(row['instance']), kind: row['kind'] as CreditRow['kind'],
+    amount: num(row['amount']), ref: text(row['ref']), ts: num(row['ts']), wt: num(row['wt']),
   };
 }
 

@@ -25,6 +25,11 @@ export class WalletStatements {
   readonly accountUpdate: string;
   readonly entryInsert: string;
   readonly entriesUpTo: string;
+  /** Plain: a wallet credit, folded into its account by a later compare-and-set. */
+  readonly creditInsert: string;
+  readonly creditsSelect: string;
+  readonly creditDelete: string;
+  readonly creditAccountsScan: string;
 
   // ---- envelopes and claims ----
   readonly envelopeInsert: string;
@@ -72,6 +77,11 @@ export class WalletStatements {
     this.entryInsert = `INSERT INTO ${ks}.wallet_entries (account, bucket, seq, txn, kind, amount, balance, ref, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
     // Clustered seq DESC: newest first, a LIMIT takes the newest.
     this.entriesUpTo = `SELECT seq, txn, kind, amount, balance, ref, ts FROM ${ks}.wallet_entries WHERE account = ? AND bucket = ? AND seq <= ? LIMIT ?`;
+
+    this.creditInsert = `INSERT INTO ${ks}.wallet_credits (account, txn, instance, kind, amount, ref, ts) VALUES (?, ?, ?, ?, ?, ?, ?)`;
+    this.creditsSelect = `SELECT txn, instance, kind, amount, ref, ts, WRITETIME(amount) AS wt FROM ${ks}.wallet_credits WHERE account = ? LIMIT ?`;
+    this.creditDelete = `DELETE FROM ${ks}.wallet_credits USING TIMESTAMP ? WHERE account = ? AND txn = ?`;
+    this.creditAccountsScan = `SELECT DISTINCT account FROM ${ks}.wallet_credits`;
 
     const claimColumns = 'key, user, share, amount, ts, pos, settled, WRITETIME(amount) AS wt';
     this.envelopeInsert = `INSERT INTO ${ks}.wallet_envelopes (envelope, body, opened) VALUES (?, ?, ?)`;

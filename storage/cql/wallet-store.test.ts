@@ -120,7 +120,7 @@ const rawCount = async (query: string, params: unknown[]) => (await client.execu
 
 // ---- the grab path ---------------------------------------------------------------------------
 
-t.test('cql: a burst of grabs on one envelope shares a few LWTs; each grab is one CAS on its own wallet', async (t) => {
+t.test('cql: a burst of grabs on one envelope shares a few LWTs and no other; a read folds the credit into the wallet', async (t) => {
   const counting = countingClient();
   const store = await open({ client: counting.client });
   const count = 64;
@@ -134,8 +134,11 @@ t.test('cql: a burst of grabs on one envelope shares a few LWTs; each grab is on
   t.ok(claims.every((c, i) => c?.applied && c.value.amount === i + 1), 'every grab applied with its share');
   const batches = counting.lwts.claimBatches - before.claimBatches;
   t.ok(batches <= Math.ceil((count - 1) / 16) + 1, `${batches} claim LWTs for ${count} concurrent grabs (batches of up to 16)`);
-  t.equal(counting.lwts.accountCas - before.accountCas, count, 'one compare-and-set per grabber, on their own wallet');
+  t.equal(counting.lwts.accountCas - before.accountCas, 0, 'no compare-and-set on a wallet: each credit is a plain row');
   t.same(await Promise.all(users.map((u) => store.balance(s.wallet(u)))), users.map((_, i) => i + 1), 'each grabber paid their share');
+  t.equal(counting.lwts.accountCas - before.accountCas, count, 'the balance reads folded each credit, one compare-and-set per wallet');
+  t.same(await Promise.all(users.map((u) => store.balance(s.wallet(u)))), users.map((_, i) => i + 1), 'folded once');
+  t.equal(counting.lwts.accountCas - before.accountCas, count, 'reading again folds nothing');
   t.same((await store.getEnvelope(envelope.id))!.claims.map((c) => c.user), users, 'claims of one batch keep their order');
 
   // One at a time: the latency a single grabber sees.
@@ -181,12 +184,54 @@ t.test("cql: a claim interrupted after its LWT is finished by the grabber's retr
   await auditScene(t, healthy, s);
 });
 
+t.test('cql: wallet credits wait as rows until a compare-and-set folds them: debits see them, a replay folds nothing', async (t) => {
+  const store = await open();
+  const other = createCqlClient(endpoint);
+  t.teardown(() => other.shutdown());
+  const elsewhere = await open({ client: other });
+  const { s, envelope } = await envelopeScene(store, [30, 40, 50]);
+  const [amy, ben] = [uid('u'), uid('u')];
+  const credits = `SELECT txn FROM ${keyspace}.wallet_credits WHERE account = ?`;
+  await store.claimShare(envelope.id, amy, 0, T0 + 1);
+  const topup = s.topup(amy, 5);
+  await store.post(topup);
+  t.equal(await rawCount(credits, [s.wallet(amy)]), 2, 'the grab and the top-up credits wait as rows');
+  t.equal(await rawCount(`SELECT account FROM ${keyspace}.wallet_accounts WHERE account = ?`, [s.wallet(amy)]), 0, 'the wallet has no row yet');
+
+  const pay = s.payment(amy, ben, 35);
+  t.same(await store.post(pay), { value: pay, applied: true }, 'a debit is decided on the credits written before it');
+  t.equal(await rawCount(credits, [s.wallet(amy)]), 0, 'its compare-and-set folded them');
+  t.same((await store.statement(s.wallet(amy), { limit: 10 })).map((e) => [e.seq, e.txn, e.amount, e.balance]), [
+    [3, pay.id, -35, 0],
+    [2, topup.id, 5, 35],
+    [1, grabTxnId(envelope.id, amy), 30, 30],
+  ], 'folded in the order they were written, each with the balance after it; the debit after them');
+  t.ok(await failure(store.post(s.payment(amy, ben, 1))) instanceof InsufficientFundsError, 'and nothing is left');
+
+  // A late replay of a folded credit (a roll-forward that raced the fold) writes its row again.
+  const grab = grabTxn(envelope, { user: amy, index: 0, amount: 30, ts: T0 + 1 });
+  const replay = `INSERT INTO ${keyspace}.wallet_credits (account, txn, instance, kind, amount, ref, ts) VALUES (?, ?, 'derived', 'grab', 30, ?, ?)`;
+  await client.execute(replay, [s.wallet(amy), grab.id, envelope.id, T0 + 1], { prepare: true });
+  t.equal(await store.balance(s.wallet(amy)), 0, 'a replayed credit is not folded twice');
+  t.equal(await rawCount(credits, [s.wallet(amy)]), 0, 'its row is deleted');
+
+  // Two processes fold the same credits at once: one compare-and-set wins, the other finds them folded.
+  await Promise.all([1, 2].map((i) => store.claimShare(envelope.id, uid('u'), i, T0 + 2)));
+  const [cat, dan] = (await store.getEnvelope(envelope.id))!.claims.slice(1).map((c) => c.user);
+  await Promise.all([cat, dan].map((u) => store.post(s.topup(u!, 7))));
+  const folds = await Promise.all([store, elsewhere, store, elsewhere].flatMap((w) => [w.balance(s.wallet(cat!)), w.statement(s.wallet(dan!), { limit: 5 })]));
+  t.same(folds.filter((_, i) => i % 2 === 0), [47, 47, 47, 47], 'every reader sees both credits');
+  t.same((await store.statement(s.wallet(dan!), { limit: 5 })).map((e) => [e.seq, e.balance]), [[2, 57], [1, 50]], 'folded once, in order');
+  await auditScene(t, store, s);
+});
+
 // ---- transactions interrupted ----------------------------------------------------------------
 
 t.test('cql: a payment interrupted after its debit is committed, shown at once, and finished by a reader, a retry or a sweep', async (t) => {
   const healthy = await open();
   const s = walletScene(), amy = uid('u'), ben = uid('u');
   await healthy.post(s.topup(amy, 100));
+  t.equal(await healthy.balance(s.wallet(amy)), 100, 'a read folds the top-up into the account row');
   const pay = s.payment(amy, ben, 30);
   const crashing = await open({ client: crashingAfter(/wallet_accounts .*IF version/) });
   t.ok(await failure(crashing.post(pay)) instanceof StoreUnavailableError, 'the writer hears that the store is unavailable');
@@ -209,7 +254,8 @@ t.test('cql: a payment interrupted after its debit is committed, shown at once, 
   await failure((await open({ client: crashingAfter(/wallet_accounts .*IF version/) })).post(forgotten));
   const worker = await open({ inFlightMs: 0 });
   await worker.post(s.topup(amy, 1));
-  t.equal(await healthy.balance(s.wallet(ben)), 50, 'the next posting on the account writes the line, not the rest of the txn');
+  await worker.balance(s.wallet(amy));
+  t.equal(await healthy.balance(s.wallet(ben)), 50, 'the next compare-and-set on the account (a read folding the top-up) writes the line, not the rest of the txn');
   await worker.dueTransfers(0, 1);
   t.equal(await healthy.balance(s.wallet(ben)), 60, "that process's next sweep finishes it (its client never retried)");
   await auditScene(t, healthy, s);
@@ -328,6 +374,7 @@ t.test('cql: statement lines are bucketed by seq; a page reads across partitions
   const store = await open();
   const s = walletScene(), amy = uid('u');
   for (const amount of [1, 2, 3, 4, 5]) await store.post(s.topup(amy, amount));
+  t.equal(await store.balance(s.wallet(amy)), 15, 'the read folds the five credits into the wallet');
   const perBucket = [];
   for (let bucket = 0; bucket <= 3; bucket++) {
     const rs = await client.execute(`SELECT seq FROM ${keyspace}.wallet_entries WHERE account = ? AND bucket = ?`, [s.wallet(amy), bucket], { prepare: true });

@@ -1,6 +1,6 @@
 // WalletStore (engine/wallet/ports.ts, docs/decisions/0007) on Cassandra / ScyllaDB through an
 // injected cassandra-driver Client. Tables, partition keys, compaction and gc_grace: schema.ts
-// (migration 0002_wallet). Costs, measurements and the failure table: README.md.
+// (migrations 0002_wallet, 0003_wallet_credits). Costs, measurements and the failure table: README.md.
 //
 // THE RULE. Every operation has exactly one commit point, a lightweight transaction (LWT) on one
 // partition. Whatever else it implies is written after that, idempotently, by the writer, and
@@ -17,20 +17,30 @@
 //      decision. Refused: the attempt's row is deleted (DELETE ... IF instance = <attempt>), which
 //      frees the id, and InsufficientFundsError. A txn without one (a top-up debits ext:<cur>,
 //      which may go negative) is committed by step 1.
-//   3. The other postings (never refused), then the intent's effects (envelope or transfer rows,
-//      expiry index), then state = 'done'.
+//   3. The other postings (never refused: wallet credits as wallet_credits rows, see CREDITS), then
+//      the intent's effects (envelope or transfer rows, expiry index), then state = 'done'.
 // ACCOUNTS (wallet_accounts: balance, seq, version, pending). Each compare-and-set (IF version = v)
 //   records its changes in `pending`; the next one first rolls them forward: the statement line,
 //   and applied[account] = seq in the txn's row (or a refused attempt's delete). So a txn's mark is
 //   in its row before the account moves past it, and "is this posting applied?" is: read the
 //   account row, then the txn row; applied iff in `pending` or marked. Postings that meet on one
 //   account in this process share one compare-and-set (wallet-ledger.ts).
+// CREDITS (wallet_credits ((account), txn), migration 0003). A credit to a wallet can never be
+//   refused, so it needs no compare-and-set when it happens: it is a plain, idempotent row keyed
+//   by (account, txn id), written once its txn is committed (by the writer, or by whoever rolls the
+//   txn forward). Every compare-and-set on the account first folds its unfolded credits in (in the
+//   order they were written: write time, then txn id): each gets its seq and balance-after there, as a change in `pending` that says
+//   which credit row it folds; the roll-forward writes its line and mark and deletes the row
+//   (later than its write time). A credit row whose txn is already marked for the account is a late
+//   replay of a folded one: deleted, not folded again. A debit is decided after the fold, so it
+//   sees every credit written before it; balance() and statement() fold (a compare-and-set only
+//   when a credit is waiting: they read the credits, then the row), and so does scanBalances().
 // CLAIMS (the hot path; wallet-claims.ts). One conditional batch on the envelope's partition is the
 //   commit point: the share's row and the user's row IF NOT EXISTS, and IF closed_at = null.
 //   Claims meeting in this process share one batch. Then: the grab txn (derived from the claim,
-//   a plain write), the credit to the grabber's wallet (a compare-and-set on a partition no one
-//   else is writing), and the claim's `settled` flag. Per grab: a share of one LWT on the
-//   envelope and one on the grabber's wallet.
+//   a plain write) and the grabber's credit row (plain), then the claim's `settled` flag. Per grab:
+//   a share of one LWT on the envelope, and no other; the credit is folded into the wallet by its
+//   next compare-and-set (the next debit, a balance or statement read, the audit).
 // ESCROW ACCOUNTS are derived, not stored: env:<id> = total - claims - refund, and its statement
 //   is the opening, the claims in claim order (the write time of their batch, which is the Paxos
 //   ballot and grows per partition, then their place in the batch), the refund. xfer:<id> likewise
@@ -40,7 +50,7 @@
 //   unsettled claims are settled, the refund txn posted, `refunded` written, the due row deleted.
 // SETTLE (transfer): UPDATE ... SET state IF state = null; then the settle txn, its credit, the due row.
 // A CRASH AFTER A COMMIT POINT is finished by: a retry of the same request; getTxn / scanTxns (a
-//   pending attempt older than inFlightMs is decided); the next posting on the debited account
+//   pending attempt older than inFlightMs is decided); the next posting or fold on the debited account
 //   (statement line and mark; the rest of the txn at the next sweep of that process); getEnvelope / scanEnvelopes / refund (claims unsettled for
 //   inFlightMs, refunds closed but unfinished); dueEnvelopes / dueTransfers (an interrupted refund
 //   or settlement keeps its due row until finished).
@@ -196,7 +206,7 @@ export class CqlWalletStore implements WalletStore {
     if (limit <= 0) return [];
     return this.guard('statement', async () => {
       if (isEscrow(account)) return pageOf(await this.escrowEntries(account), before, limit);
-      const row = await this.ledger.readAccount(account);
+      const row = await this.ledger.fold(account);
       if (!row) return [];
       const top = before === undefined ? row.seq : Math.min(row.seq, before - 1);
       return top < 1 ? [] : this.ledger.entries(row, top, limit);
@@ -494,6 +504,10 @@ export class CqlWalletStore implements WalletStore {
 
   async *scanBalances(): AsyncIterable<{ account: string; balance: number }> {
     this.assertOpen('scanBalances');
+    // Unfolded credits are not in the account rows yet: fold them first (each is in a txn the audit scanned).
+    for await (const row of this.rows(this.q.creditAccountsScan, [], 'scanBalances')) {
+      await this.guard('scanBalances', () => this.ledger.fold(String(row['account'])));
+    }
     for await (const row of this.rows(this.q.accountsScan, [], 'scanBalances')) {
       yield { account: String(row['account']), balance: num(row['balance']) };
     }
