@@ -113,7 +113,7 @@ t.test('direct envelope: one share, for the other person', async (t) => {
 t.test('the decider loses its state mid-envelope: it is rebuilt from the claims, nobody is paid twice', async (t) => {
   let inner = new MemoryGrabDecider();
   const forgetful: GrabDecider = {
-    load: (e, c) => inner.load(e, c), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), drop: (e) => inner.drop(e),
+    load: (e, c, o) => inner.load(e, c, o), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), drop: (e) => inner.drop(e),
   };
   const h = walletHarness({}, forgetful);
   const members = Array.from({ length: 8 }, (_, i) => `m${i}`);
@@ -184,7 +184,7 @@ t.test('a worker that does not own the group reads its members once for a burst,
 t.test('a decider rebuilt without a claim committed just after its read still answers that grabber \'already\'', async (t) => {
   let inner = new MemoryGrabDecider();
   const decider: GrabDecider = {
-    load: (e, c) => inner.load(e, c), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), drop: (e) => inner.drop(e),
+    load: (e, c, o) => inner.load(e, c, o), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), drop: (e) => inner.drop(e),
   };
   const h = walletHarness({}, decider);
   const conv = await group(h, 'a', ['b', 'c', 'd']);
@@ -196,7 +196,7 @@ t.test('a decider rebuilt without a claim committed just after its read still an
   // to it and both shares look free; c and d take them (d's collides with b's and is re-decided).
   inner = new MemoryGrabDecider();
   const record = (await h.wallet.getEnvelope(envelope))!;
-  await inner.load(record.envelope, []);
+  await inner.load(record.envelope, [], { rebuild: true });
   await inner.decide(envelope, 'c', h.clock.now());
   await inner.decide(envelope, 'd', h.clock.now());
   t.same(await h.as('b').req('envelope.grab', { envelope }), { envelope, outcome: 'already', amount: b.amount, currency: 'CNY' },

@@ -126,13 +126,14 @@ export class Envelopes {
         const mine = record.claims.find((c) => c.user === who.user);
         if (mine) return answer('already', mine.amount);
         if (record.refunded !== undefined) return answer('expired');
-        await this.decider.load(envelope, record.claims);
+        await this.decider.load(envelope, record.claims, { rebuild: true });
         continue;
       }
       if (decision.outcome !== 'share') {
         // A decider rebuilt from the store can miss a claim committed just after it read them:
         // someone told 'grabbed' must hear 'already' again, never 'empty'. The store is the truth.
-        const mine = await this.claimOf(envelope, who.user);
+        // Only a rebuilt decider can miss a claim, so only then does a 'no' cost a read.
+        const mine = decision.rebuilt ? await this.claimOf(envelope, who.user) : undefined;
         return mine ? answer('already', mine.amount) : answer(decision.outcome);
       }
       try {

@@ -146,8 +146,10 @@ export interface WalletStore {
 /** What a grab decider answers: the user's share index (a new one, or the one decided earlier), or why none. */
 export type GrabDecision =
   | { outcome: 'share'; index: number }
-  | { outcome: 'empty' }
-  | { outcome: 'expired' }
+  /** `rebuilt`: the state was loaded from the store's claims after a loss, and may miss a claim that
+   *  committed just after that read: the caller must check the store before saying no to a user. */
+  | { outcome: 'empty'; rebuilt?: true }
+  | { outcome: 'expired'; rebuilt?: true }
   /** The decider holds nothing for the envelope (never loaded, evicted, or Redis restarted): load() it from the store and ask again. */
   | { outcome: 'unknown' };
 
@@ -161,9 +163,10 @@ export interface GrabDecider {
   /**
    * Install the envelope: shares [0, count) are free except those in `claimed`, whose users keep
    * their index. Does nothing when the envelope is already installed (a concurrent load won).
+   * `rebuild`: loaded after the state was lost (not at send); its 'empty'/'expired' answers say so.
    * State may be dropped some time after `expiresAt`.
    */
-  load(envelope: { id: string; count: number; expiresAt: number }, claimed: ReadonlyArray<{ user: string; index: number }>): Promise<void>;
+  load(envelope: { id: string; count: number; expiresAt: number }, claimed: ReadonlyArray<{ user: string; index: number }>, options?: { rebuild?: boolean }): Promise<void>;
   /**
    * The user's earlier decision if there is one (even after expiry: the store decides whether it
    * still counts); else `expired` when now >= expiresAt; else the next free index; else `empty`.

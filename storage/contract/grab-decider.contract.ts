@@ -52,6 +52,19 @@ export function grabDeciderContract(t: Test, name: string, makeHarness: () => Pr
     t.same(await decider.decide(id, users[2]!, now), share(2), 'an earlier grabber still gets their index');
   });
 
+  withHarness('a state rebuilt after a loss says so on its no answers; one loaded at send does not', async (t, h, now) => {
+    const decider = h.make();
+    const atSend = uid('env'), rebuilt = uid('env');
+    await decider.load({ id: atSend, count: 1, expiresAt: now + HOUR }, []);
+    await decider.load({ id: rebuilt, count: 2, expiresAt: now + HOUR }, [{ user: uid('u'), index: 0 }], { rebuild: true });
+    await decider.decide(atSend, uid('u'), now);
+    t.same(await decider.decide(atSend, uid('u'), now), EMPTY, 'loaded at send: plain empty');
+    t.same(await decider.decide(rebuilt, uid('u'), now), share(1), 'the share no claim held');
+    t.same(await decider.decide(rebuilt, uid('u'), now), { outcome: 'empty', rebuilt: true }, 'rebuilt: empty, flagged');
+    t.same(await decider.decide(rebuilt, uid('u'), now + HOUR), { outcome: 'expired', rebuilt: true }, 'rebuilt: expired, flagged');
+    t.same(await decider.decide(atSend, uid('u'), now + HOUR), { outcome: 'expired' }, 'loaded at send: plain expired');
+  });
+
   withHarness('the same user asking again gets the same index, also after expiry', async (t, h, now) => {
     const decider = h.make();
     const id = uid('env');

@@ -45,6 +45,8 @@ interface EnvelopeState {
   free: number[];
   next: number;
   decided: Map<string, number>;
+  /** Loaded from the store after a loss (see GrabDecision). */
+  rebuilt: boolean;
 }
 
 export interface MemoryGrabDeciderOptions {
@@ -71,7 +73,7 @@ export class MemoryGrabDecider implements GrabDecider {
     return this.envelopes.size;
   }
 
-  async load(envelope: GrabEnvelope, claimed: ReadonlyArray<GrabClaim>): Promise<void> {
+  async load(envelope: GrabEnvelope, claimed: ReadonlyArray<GrabClaim>, options: { rebuild?: boolean } = {}): Promise<void> {
     checkGrabLoad(envelope, claimed);
     const now = this.clock.now();
     this.sweep(now);
@@ -81,7 +83,7 @@ export class MemoryGrabDecider implements GrabDecider {
     const free: number[] = [];
     for (let i = 0; i < envelope.count; i++) if (!taken.has(i)) free.push(i);
     const dropAt = Math.max(envelope.expiresAt, now) + this.retainAfterExpiryMs;
-    this.envelopes.set(envelope.id, { expiresAt: envelope.expiresAt, dropAt, free, next: 0, decided });
+    this.envelopes.set(envelope.id, { expiresAt: envelope.expiresAt, dropAt, free, next: 0, decided, rebuilt: options.rebuild === true });
   }
 
   async decide(envelopeId: string, user: string, now: number): Promise<GrabDecision> {
@@ -90,9 +92,9 @@ export class MemoryGrabDecider implements GrabDecider {
     if (!state) return { outcome: 'unknown' };
     const earlier = state.decided.get(user);
     if (earlier !== undefined) return { outcome: 'share', index: earlier };
-    if (now >= state.expiresAt) return { outcome: 'expired' };
+    if (now >= state.expiresAt) return state.rebuilt ? { outcome: 'expired', rebuilt: true } : { outcome: 'expired' };
     const index = state.free[state.next];
-    if (index === undefined) return { outcome: 'empty' };
+    if (index === undefined) return state.rebuilt ? { outcome: 'empty', rebuilt: true } : { outcome: 'empty' };
     state.next++;
     state.decided.set(user, index);
     return { outcome: 'share', index };

@@ -27,12 +27,14 @@ import { checkGrabLoad, checkRetention, DEFAULT_GRAB_RETENTION_MS, type GrabClai
 const EMPTY = -1;
 const EXPIRED = -2;
 const UNKNOWN = -3;
+const EMPTY_REBUILT = -4;
+const EXPIRED_REBUILT = -5;
 
 /** Indices per RPUSH: Lua's unpack() has a stack limit (~8000). */
 const PUSH_BATCH = 1000;
 
 // KEYS meta, shares, grabbed; ARGV[1] count, ARGV[2] expiresAt, ARGV[3] retention ms,
-// ARGV[4..] user, index pairs. Returns 1 if installed, 0 if it was installed already.
+// ARGV[4] 1 for a rebuild after a loss, else 0, ARGV[5..] user, index pairs. Returns 1 if installed, 0 if it was installed already.
 const LOAD = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = redis.call('TIME')
@@ -41,7 +43,7 @@ local dropAt = string.format('%d', math.max(tonumber(ARGV[2]), now) + tonumber(A
 -- Without meta the envelope is not installed: leftovers of a half-gone one must not mix in.
 redis.call('DEL', KEYS[2], KEYS[3])
 local taken = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
   taken[tonumber(ARGV[i + 1])] = true
 end
@@ -56,20 +58,21 @@ for index = 0, tonumber(ARGV[1]) - 1 do
   end
 end
 if #batch > 0 then redis.call('RPUSH', KEYS[2], unpack(batch)) end
-redis.call('HSET', KEYS[1], 'expiresAt', ARGV[2], 'dropAt', dropAt)
+redis.call('HSET', KEYS[1], 'expiresAt', ARGV[2], 'dropAt', dropAt, 'rebuilt', ARGV[4])
 for i = 1, 3 do redis.call('PEXPIREAT', KEYS[i], dropAt) end
 return 1`;
 
 // KEYS meta, shares, grabbed; ARGV[1] user, ARGV[2] now (caller's clock, ms).
 // Returns the user's index, or EMPTY / EXPIRED / UNKNOWN.
 const DECIDE = `
-local meta = redis.call('HMGET', KEYS[1], 'expiresAt', 'dropAt')
+local meta = redis.call('HMGET', KEYS[1], 'expiresAt', 'dropAt', 'rebuilt')
 if not meta[1] then return ${UNKNOWN} end
 local earlier = redis.call('HGET', KEYS[3], ARGV[1])
 if earlier then return tonumber(earlier) end
-if tonumber(ARGV[2]) >= tonumber(meta[1]) then return ${EXPIRED} end
+local rebuilt = meta[3] == '1'
+if tonumber(ARGV[2]) >= tonumber(meta[1]) then return rebuilt and ${EXPIRED_REBUILT} or ${EXPIRED} end
 local index = redis.call('LPOP', KEYS[2])
-if not index then return ${EMPTY} end
+if not index then return rebuilt and ${EMPTY_REBUILT} or ${EMPTY} end
 redis.call('HSET', KEYS[3], ARGV[1], index)
 -- The hash is created by the first decision when load had no claims.
 redis.call('PEXPIREAT', KEYS[3], meta[2])
@@ -113,10 +116,10 @@ export class RedisGrabDecider implements GrabDecider {
     return [`${base}:meta`, `${base}:shares`, `${base}:grabbed`];
   }
 
-  async load(envelope: GrabEnvelope, claimed: ReadonlyArray<GrabClaim>): Promise<void> {
+  async load(envelope: GrabEnvelope, claimed: ReadonlyArray<GrabClaim>, options: { rebuild?: boolean } = {}): Promise<void> {
     checkGrabLoad(envelope, claimed);
     const pairs = claimed.flatMap(({ user, index }) => [user, index]);
-    await this.scripts.lanternGrabLoad(...this.keys(envelope.id), envelope.count, envelope.expiresAt, this.retentionMs, ...pairs);
+    await this.scripts.lanternGrabLoad(...this.keys(envelope.id), envelope.count, envelope.expiresAt, this.retentionMs, options.rebuild ? 1 : 0, ...pairs);
   }
 
   async decide(envelopeId: string, user: string, now: number): Promise<GrabDecision> {
@@ -125,6 +128,8 @@ export class RedisGrabDecider implements GrabDecider {
     if (reply === EMPTY) return { outcome: 'empty' };
     if (reply === EXPIRED) return { outcome: 'expired' };
     if (reply === UNKNOWN) return { outcome: 'unknown' };
+    if (reply === EMPTY_REBUILT) return { outcome: 'empty', rebuilt: true };
+    if (reply === EXPIRED_REBUILT) return { outcome: 'expired', rebuilt: true };
     throw new Error(`redis grab decide ${envelopeId}: unexpected reply ${reply}`);
   }
 
