@@ -17,6 +17,7 @@ import {
   figuresOf, formatTable, gitCommit, machine, packageVersion, writeResults,
   type PhaseFailure, type PhaseFigures,
 } from './results-file.ts';
+import { attempt } from './phase-attempt.ts';
 
 /** The issue's aim: embedded Lantern delivers >= half the raw echo rate, with p99 < 10 ms at half the echo rate. */
 const AIM = { minRatio: 0.5, loadFractionOfEcho: 0.5, maxP99Ms: 10 } as const;
@@ -193,18 +194,6 @@ async function chatPhase(o: Options, load: LoadSettings, serverSettings: { value
   }
 }
 
-async function attempt(name: string, phases: Record<string, PhaseFigures | PhaseFailure>, run: () => Promise<PhaseFigures>): Promise<PhaseFigures | undefined> {
-  console.error(`bench: ${name} ...`);
-  try {
-    const figures = await run();
-    phases[name] = figures;
-    return figures;
-  } catch (err) {
-    console.error(`bench: ${name} failed:`, err);
-    phases[name] = { error: err instanceof Error ? err.message : String(err) };
-    return undefined;
-  }
-}
 
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
@@ -221,19 +210,19 @@ async function main(): Promise<number> {
   let chatMax: PhaseFigures | undefined;
   let latencyPhase: { name: string; figures: PhaseFigures | undefined; target: number } | undefined;
   if (o.scenario !== 'chat-1to1') {
-    echo = await attempt('echo-max', phases, () => echoPhase(o, max));
+    echo = await attempt(phases, 'echo-max', () => echoPhase(o, max));
     if (o.scenario === 'echo' && o.rate !== undefined) {
       const rate = o.rate;
-      await attempt('echo-rate', phases, () => echoPhase(o, paced(rate)));
+      await attempt(phases, 'echo-rate', () => echoPhase(o, paced(rate)));
     }
   }
   if (o.scenario !== 'echo') {
-    chatMax = await attempt('chat-1to1-max', phases, () => chatPhase(o, max, lanternSettings));
+    chatMax = await attempt(phases, 'chat-1to1-max', () => chatPhase(o, max, lanternSettings));
     const base = o.rate ?? (o.scenario === 'all' ? echo?.msgsPerSec : chatMax?.msgsPerSec);
     const rate = o.rate ?? (base === undefined ? undefined : Math.round(base * AIM.loadFractionOfEcho));
     const name = o.rate !== undefined ? 'chat-1to1-rate' : o.scenario === 'all' ? 'chat-1to1-half-echo-rate' : 'chat-1to1-half-max-rate';
     if (rate !== undefined && rate > 0) {
-      latencyPhase = { name, target: rate, figures: await attempt(name, phases, () => chatPhase(o, paced(rate), lanternSettings)) };
+      latencyPhase = { name, target: rate, figures: await attempt(phases, name, () => chatPhase(o, paced(rate), lanternSettings)) };
     } else {
       phases[name] = { error: 'skipped: no rate to pace at (the phase it derives from failed)' };
     }
