@@ -109,6 +109,8 @@ export async function grabUntilOutcome(m: Member, envelope: string, o: GrabOptio
 export class Burst {
   readonly records: GrabRecord[] = [];
   readonly done: Promise<GrabRecord[]>;
+  /** Grabs sent so far (the first attempt). */
+  started = 0;
   readonly size: number;
 
   constructor(jobs: ReadonlyArray<{ member: Member; envelope: string }>, o: BurstOptions) {
@@ -118,6 +120,7 @@ export class Burst {
     const spread = o.spreadMs ?? 0;
     this.done = Promise.all(order.map(async ({ member, envelope }) => {
       if (spread > 0) await sleep(Math.random() * spread);
+      this.started++;
       const r = await grabUntilOutcome(member, envelope, o);
       this.records.push(r);
       return r;
@@ -126,6 +129,8 @@ export class Burst {
 
   /** Grabs that reached an outcome (or gave up) so far. */
   get finished(): number { return this.records.length; }
+  /** Grabs sent and not yet answered. */
+  get inFlight(): number { return this.started - this.finished; }
 }
 
 /** Every member grabs every envelope, interleaved so each envelope is grabbed through both gateways from the start. */
