@@ -5,7 +5,7 @@
 // embedded (the server in this process; in-memory decider + LMDB claims) and distributed (N
 // gateways + M workers as processes over NATS, Redis and Cassandra). Writes
 // bench/results/redenvelope-<ISO date>.json. See bench/README.md, "Red envelopes".
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { startBenchLantern } from './lantern-server.ts';
 import { startCluster, type BenchCluster } from './distributed/cluster.ts';
 import { acquireInfra, acquireRedis, type Endpoints } from './distributed/infra.ts';
 import { coresBetween, perUnit, pidListeningOn, sampleCpu, type CoresUsed, type CpuSample } from './distributed/proc-cpu.ts';
-import { summariseProfile, type ProfileSummary } from './distributed/profile.ts';
+import { summariseClusterProfiles, summariseProfile, type ClusterProfiles, type ProfileSummary } from './distributed/profile.ts';
 import type { ChatAuth, EnvelopeSettings, LoadSettings } from './loadgen/messages.ts';
 import { runRedEnvelopeLoad, type Verification } from './loadgen/redenvelope-run.ts';
 import { gitCommit, machine, packageVersion, writeResults, type PhaseFailure } from './results-file.ts';
@@ -79,7 +79,7 @@ export interface RedEnvelopePhase {
   setupMs: number;
   /** Cores per process group over the window, and CPU µs per answered grab. */
   cpu: CoresUsed & { usPerGrab: Record<string, number> | null };
-  profile?: ProfileSummary | { gateway?: ProfileSummary; worker?: ProfileSummary; note: string };
+  profile?: ProfileSummary | ClusterProfiles;
 }
 
 type CeilingPhase = GrabCeiling & { redisUrl: string; envelopes: number; sharesPerEnvelope: number; grabbersPerEnvelope: number; concurrency: number };
@@ -251,7 +251,7 @@ export async function runRedEnvelopes(o: RedEnvelopeBenchOptions): Promise<RedEn
           // Stopping writes the profiles.
           await running.close();
           c = undefined;
-          return profileDir ? { ...figures, profile: await summariseClusterProfiles(running, window.us) } : figures;
+          return profileDir ? { ...figures, profile: await summariseClusterProfiles(running.processes, window.us) } : figures;
         });
       } finally {
         await (c as BenchCluster | undefined)?.close().catch((err: unknown) => console.error('bench: stopping the cluster failed:', err));
@@ -281,23 +281,6 @@ export async function runRedEnvelopes(o: RedEnvelopeBenchOptions): Promise<RedEn
   return { infra: redis.source, phases, ratios, aim, cluster, embeddedSettings };
 }
 
-async function summariseClusterProfiles(cluster: BenchCluster, windowUs: [number, number] | undefined): Promise<{ gateway?: ProfileSummary; worker?: ProfileSummary; note: string }> {
-  const out: { gateway?: ProfileSummary; worker?: ProfileSummary; note: string } = {
-    note: 'self time of gateway-0 and worker-0 (node --cpu-prof, 1 ms sampling) inside the measured window; percent of busy (non-idle) time',
-  };
-  for (const p of cluster.processes) {
-    if (p.profileDir === undefined) continue;
-    try {
-      // Node names profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
-      const main = (await readdir(p.profileDir)).find((f) => f.split('.')[4] === '0');
-      if (main === undefined) throw new Error(`no main-thread profile in ${p.profileDir}`);
-      out[p.kind] = await summariseProfile(join(p.profileDir, main), windowUs);
-    } catch (err) {
-      out.note += `; ${p.name}: no profile (${(err as Error).message})`;
-    }
-  }
-  return out;
-}
 
 /** Runs the modes and writes the results file into `out`. */
 export async function redEnvelopeBench(o: RedEnvelopeBenchOptions, out: string): Promise<{ file: string; body: ReturnType<typeof resultsBody> }> {

@@ -1,8 +1,10 @@
 // Summarises a V8 .cpuprofile (node --cpu-prof): self time by category (our folders, each
 // package, Node internals, GC, V8's unattributed "(program)"), and the top functions, counting
 // only samples inside a time window (the measured phase), so start-up and other phases are out.
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ClusterProcess } from './cluster.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -122,4 +124,28 @@ export async function summariseProfile(file: string, windowUs?: [number, number]
     topFunctions: [...functions].sort((a, b) => b[1].us - a[1].us).slice(0, top)
       .map(([fn, f]) => ({ fn, category: f.category, ms: ms(f.us), percent: pct(f.us) })),
   };
+}
+
+/** Profiles of the profiled processes of a cluster (gateway 0, worker 0), by kind. */
+export type ClusterProfiles = { gateway?: ProfileSummary; worker?: ProfileSummary; note: string };
+
+/** Summarises each profiled process's main-thread profile over `windowUs`; a missing one is named in the note. */
+export async function summariseClusterProfiles(
+  processes: readonly ClusterProcess[], windowUs: [number, number] | undefined, phase?: string,
+): Promise<ClusterProfiles> {
+  const out: ClusterProfiles = {
+    note: `self time of gateway-0 and worker-0 (node --cpu-prof, 1 ms sampling) inside the measured window${phase ? ` of ${phase}` : ''}; percent of busy (non-idle) time`,
+  };
+  for (const p of processes) {
+    if (p.profileDir === undefined) continue;
+    try {
+      // Node names profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
+      const main = (await readdir(p.profileDir)).find((f) => f.split('.')[4] === '0');
+      if (main === undefined) throw new Error(`no main-thread profile in ${p.profileDir}`);
+      out[p.kind] = await summariseProfile(join(p.profileDir, main), windowUs);
+    } catch (err) {
+      out.note += `; ${p.name}: no profile (${(err as Error).message})`;
+    }
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 // The `distributed` benchmark: Lantern with N gateway shards + M engine workers over NATS, Redis
 // and Cassandra, against the embedded mode (LMDB) and the raw cassandra-driver rates, all in one
 // run with the same generator and load. See bench/README.md ("Distributed").
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBenchLantern } from '../lantern-server.ts';
@@ -12,7 +12,7 @@ import { startCluster, type BenchCluster } from './cluster.ts';
 import { runCqlBaselines, type CqlPhaseFigures } from './cql-baseline.ts';
 import { acquireInfra, type Endpoints } from './infra.ts';
 import { coresBetween, perUnit, pidListeningOn, sampleCpu, type CoresUsed, type CpuSample } from './proc-cpu.ts';
-import { summariseProfile, type ProfileSummary } from './profile.ts';
+import { summariseClusterProfiles, type ClusterProfiles } from './profile.ts';
 import { attempt } from '../phase-attempt.ts';
 
 export interface DistributedOptions {
@@ -44,7 +44,7 @@ export interface DistributedResults {
   infra: string;
   phases: Record<string, Phase>;
   ratios: Record<string, number | null>;
-  profile: { gateway?: ProfileSummary; worker?: ProfileSummary; note: string } | null;
+  profile: ClusterProfiles | null;
   cluster: { gateways: number; workers: number; settings: Record<string, string> } | null;
 }
 
@@ -152,7 +152,7 @@ export async function runDistributed(o: DistributedOptions): Promise<Distributed
       // Stopping writes the profiles.
       await cluster?.close().catch((err: unknown) => console.error('bench: stopping the cluster failed:', err));
     }
-    if (cluster && profileDir) profile = await summariseProfiles(cluster, window.us);
+    if (cluster && profileDir) profile = await summariseClusterProfiles(cluster.processes, window.us, PHASE.d1max);
 
     // 3. Embedded (LMDB), same generator and load, one fresh server per phase in this process.
     const embedded = async (scenario: ScenarioName, load: LoadSettings): Promise<LoadPhase> => {
@@ -193,20 +193,3 @@ export async function runDistributed(o: DistributedOptions): Promise<Distributed
   return { infra: infra.source, phases, ratios, profile, cluster: clusterInfo };
 }
 
-async function summariseProfiles(cluster: BenchCluster, windowUs: [number, number] | undefined): Promise<NonNullable<DistributedResults['profile']>> {
-  const out: NonNullable<DistributedResults['profile']> = {
-    note: `self time of gateway-0 and worker-0 (node --cpu-prof, 1 ms sampling) inside the measured window of ${PHASE.d1max}; percent of busy (non-idle) time`,
-  };
-  for (const p of cluster.processes) {
-    if (p.profileDir === undefined) continue;
-    try {
-      // Node names profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
-      const main = (await readdir(p.profileDir)).find((f) => f.split('.')[4] === '0');
-      if (main === undefined) throw new Error(`no main-thread profile in ${p.profileDir}`);
-      out[p.kind] = await summariseProfile(join(p.profileDir, main), windowUs);
-    } catch (err) {
-      out.note += `; ${p.name}: no profile (${(err as Error).message})`;
-    }
-  }
-  return out;
-}
