@@ -2,26 +2,11 @@
 // both gateway URLs) reconnect to the other gateway, resync, re-send their unacked sends with the
 // same cid, and every device ends with every acked message exactly once, in order.
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
-import { freshKeyspace, ProcessCluster, until } from '../support/processes.ts';
-import { sharedCassandra, startNats, startRedis } from '../support/infra.ts';
-import { checkExactlyOnce, connectAll, retrying, TestDevice, Traffic } from './traffic.ts';
+import { until } from '../support/processes.ts';
+import { checkExactlyOnce, connectAll, retrying, startFaultStage, TestDevice, Traffic } from './traffic.ts';
 
 t.test('kill -9 a gateway under traffic: its clients fail over, resync, and every acked message arrives exactly once, in order', async (t) => {
-  const nats = await startNats();
-  const redis = await startRedis();
-  const ks = await freshKeyspace(await sharedCassandra());
-  const secret = randomBytes(24).toString('base64url');
-  const cluster = new ProcessCluster({ natsUrl: nats.url, redisUrl: redis.url, cassandra: await sharedCassandra(), keyspace: ks.keyspace, jwtSecret: secret });
-  const devices: TestDevice[] = [];
-  t.teardown(async () => {
-    await Promise.all(devices.map((d) => d.client.close()));
-    await cluster.cleanup();
-    await ks.drop();
-    await nats.close();
-    await redis.close();
-  });
-  t.teardown(() => cluster.reportIfFailed(t));
+  const { cluster, secret, devices } = await startFaultStage(t);
 
   await Promise.all([cluster.worker().start(), cluster.worker().start()]);
   const [gwA, gwB] = [cluster.gateway('gateway-A'), cluster.gateway('gateway-B')];

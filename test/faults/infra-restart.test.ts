@@ -4,33 +4,14 @@
 // not acked. Acked messages are never lost or doubled, and presence is rebuilt by the gateways'
 // refreshes even when Redis comes back empty.
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { freshKeyspace, ProcessCluster, until } from '../support/processes.ts';
-import { sharedCassandra, startNats, startRedis } from '../support/infra.ts';
-import { checkExactlyOnce, connectAll, retrying, TestDevice, Traffic } from './traffic.ts';
+import { until } from '../support/processes.ts';
+import { checkExactlyOnce, connectAll, retrying, startFaultStage, TestDevice, Traffic } from './traffic.ts';
 
 // Gateways refresh their sessions every ttl/3 = 1 s; a lost Redis is repopulated within that.
 const PRESENCE_TTL_MS = 3000;
 
-const nats = await startNats();
-const redis = await startRedis();
-const cassandra = await sharedCassandra();
-const ks = await freshKeyspace(cassandra);
-const secret = randomBytes(24).toString('base64url');
-const cluster = new ProcessCluster({
-  natsUrl: nats.url, redisUrl: redis.url, cassandra, keyspace: ks.keyspace, jwtSecret: secret,
-  partitions: 8, partitionLeaseMs: 1500, presenceSessionTtlMs: PRESENCE_TTL_MS,
-});
-const devices: TestDevice[] = [];
-t.teardown(async () => {
-  await Promise.all(devices.map((d) => d.client.close()));
-  await cluster.cleanup();
-  await ks.drop();
-  await nats.close();
-  await redis.close();
-});
-t.teardown(() => cluster.reportIfFailed(t));
+const { nats, redis, cluster, secret, devices } = await startFaultStage(t, { partitions: 8, partitionLeaseMs: 1500, presenceSessionTtlMs: PRESENCE_TTL_MS });
 
 await Promise.all([cluster.worker().start(), cluster.worker().start()]);
 const [gwA, gwB] = [cluster.gateway('gateway-A'), cluster.gateway('gateway-B')];

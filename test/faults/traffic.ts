@@ -5,7 +5,9 @@
 import type { Test } from 'tap';
 import { WebSocket } from 'ws';
 import { LanternClient, LanternClientError, type ClientErrorEvent, type Message, type SendResult } from '../../sdk/index.ts';
-import { until } from '../support/processes.ts';
+import { randomBytes } from 'node:crypto';
+import { sharedCassandra, startNats, startRedis, type TestService } from '../support/infra.ts';
+import { freshKeyspace, ProcessCluster, until, type ClusterSettings } from '../support/processes.ts';
 import { mintToken } from '../support/wire-client.ts';
 
 export interface DeviceSpec {
@@ -156,4 +158,34 @@ export async function checkExactlyOnce(t: Test, traffic: Traffic, devices: reado
 
   const history = await fullHistory(devices[0]!, conv);
   t.same(history.map(key), reference, 'history agrees with what the devices received');
+}
+
+/** What every fault test stands on: private nats-server and redis-server, the shared Cassandra
+ *  with a fresh keyspace, a process cluster, and the devices to close at the end. */
+export interface FaultStage {
+  nats: TestService;
+  redis: TestService;
+  cluster: ProcessCluster;
+  secret: string;
+  devices: TestDevice[];
+}
+
+/** Starts the infrastructure for `t` (no processes yet) and tears it all down after it, devices first. */
+export async function startFaultStage(t: Test, settings: Omit<ClusterSettings, 'natsUrl' | 'redisUrl' | 'cassandra' | 'keyspace' | 'jwtSecret'> = {}): Promise<FaultStage> {
+  const nats = await startNats();
+  const redis = await startRedis();
+  const cassandra = await sharedCassandra();
+  const ks = await freshKeyspace(cassandra);
+  const secret = randomBytes(24).toString('base64url');
+  const cluster = new ProcessCluster({ ...settings, natsUrl: nats.url, redisUrl: redis.url, cassandra, keyspace: ks.keyspace, jwtSecret: secret });
+  const devices: TestDevice[] = [];
+  t.teardown(async () => {
+    await Promise.all(devices.map((d) => d.client.close()));
+    await cluster.cleanup();
+    await ks.drop();
+    await nats.close();
+    await redis.close();
+  });
+  t.teardown(() => cluster.reportIfFailed(t));
+  return { nats, redis, cluster, secret, devices };
 }

@@ -3,38 +3,19 @@
 // serves the conversation; sends that were in flight are retried by the SDK outbox with the same
 // cid, so nothing acked is lost and nothing is stored twice.
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { partitionOf } from '../../engine/bus-engine.ts';
 import { DEFAULT_LEASE_BUCKET } from '../../storage/nats/lease-store.ts';
-import { freshKeyspace, ProcessCluster, until, type LanternProcess } from '../support/processes.ts';
-import { sharedCassandra, startNats, startRedis } from '../support/infra.ts';
-import { checkExactlyOnce, connectAll, retrying, TestDevice, Traffic } from './traffic.ts';
+import { until, type LanternProcess } from '../support/processes.ts';
+import { checkExactlyOnce, connectAll, retrying, startFaultStage, TestDevice, Traffic } from './traffic.ts';
 
 const PARTITIONS = 8;
 
 t.test('kill -9 the worker serving a conversation mid-traffic: the other worker takes over, nothing acked is lost or doubled', async (t) => {
-  const nats = await startNats();
-  const redis = await startRedis();
-  const cassandra = await sharedCassandra();
-  const ks = await freshKeyspace(cassandra);
-  const secret = randomBytes(24).toString('base64url');
-  const cluster = new ProcessCluster({
-    natsUrl: nats.url, redisUrl: redis.url, cassandra, keyspace: ks.keyspace, jwtSecret: secret,
-    partitions: PARTITIONS, partitionLeaseMs: 1500,
-  });
+  const { nats, cluster, secret, devices } = await startFaultStage(t, { partitions: PARTITIONS, partitionLeaseMs: 1500 });
   const nc = await connect({ servers: nats.url, name: 'fault-test' });
-  const devices: TestDevice[] = [];
-  t.teardown(async () => {
-    await Promise.all(devices.map((d) => d.client.close()));
-    await cluster.cleanup();
-    await nc.close();
-    await ks.drop();
-    await nats.close();
-    await redis.close();
-  });
-  t.teardown(() => cluster.reportIfFailed(t));
+  t.teardown(() => nc.close());
 
   const workers = [cluster.worker('worker-0'), cluster.worker('worker-1')];
   await Promise.all(workers.map((w) => w.start()));
