@@ -113,7 +113,7 @@ t.test('direct envelope: one share, for the other person', async (t) => {
 t.test('the decider loses its state mid-envelope: it is rebuilt from the claims, nobody is paid twice', async (t) => {
   let inner = new MemoryGrabDecider();
   const forgetful: GrabDecider = {
-    load: (e, c, o) => inner.load(e, c, o), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), drop: (e) => inner.drop(e),
+    load: (e, c, o) => inner.load(e, c, o), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), reassign: (e, u, d, k) => inner.reassign(e, u, d, k), drop: (e) => inner.drop(e),
   };
   const h = walletHarness({}, forgetful);
   const members = Array.from({ length: 8 }, (_, i) => `m${i}`);
@@ -184,7 +184,7 @@ t.test('a worker that does not own the group reads its members once for a burst,
 t.test('a decider rebuilt without a claim committed just after its read still answers that grabber \'already\'', async (t) => {
   let inner = new MemoryGrabDecider();
   const decider: GrabDecider = {
-    load: (e, c, o) => inner.load(e, c, o), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), drop: (e) => inner.drop(e),
+    load: (e, c, o) => inner.load(e, c, o), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u), reassign: (e, u, d, k) => inner.reassign(e, u, d, k), drop: (e) => inner.drop(e),
   };
   const h = walletHarness({}, decider);
   const conv = await group(h, 'a', ['b', 'c', 'd']);
@@ -201,4 +201,28 @@ t.test('a decider rebuilt without a claim committed just after its read still an
   await inner.decide(envelope, 'd', h.clock.now());
   t.same(await h.as('b').req('envelope.grab', { envelope }), { envelope, outcome: 'already', amount: b.amount, currency: 'CNY' },
     'b, told grabbed before, hears already with the same amount, not empty');
+});
+
+t.test('a grabber the rebuilt decider missed gives the share it was decided back: the last grabber is paid, not told empty', async (t) => {
+  let inner = new MemoryGrabDecider();
+  const decider: GrabDecider = {
+    load: (e, c, o) => inner.load(e, c, o), decide: (e, u, n) => inner.decide(e, u, n), forget: (e, u) => inner.forget(e, u),
+    reassign: (e, u, d, k) => inner.reassign(e, u, d, k), drop: (e) => inner.drop(e),
+  };
+  const h = walletHarness({}, decider);
+  const conv = await group(h, 'a', ['b', 'c', 'd']);
+  await h.topup('a', 300);
+  const { envelope } = await h.as('a').req('envelope.send', { conv, total: 300, count: 3, mode: 'equal', key: 'gap' });
+  const b = await h.as('b').req('envelope.grab', { envelope });
+  // Redis lost everything and the rebuild read no claims (b's landed just after). c comes first and
+  // collides with b's index (re-decided), then b retries and is decided a share it does not hold.
+  inner = new MemoryGrabDecider();
+  await inner.load((await h.wallet.getEnvelope(envelope))!.envelope, [], { rebuild: true });
+  const c = await h.as('c').req('envelope.grab', { envelope });
+  t.same(await h.as('b').req('envelope.grab', { envelope }), { envelope, outcome: 'already', amount: b.amount, currency: 'CNY' });
+  const d = await h.as('d').req('envelope.grab', { envelope });
+  t.same([c.outcome, d.outcome], ['grabbed', 'grabbed'], 'both remaining shares are paid; none is held back until expiry');
+  const record = (await h.wallet.getEnvelope(envelope))!;
+  t.equal(record.claims.reduce((sum, x) => sum + x.amount, 0), 300, 'the envelope is fully claimed');
+  t.same(await h.as('a').req('envelope.grab', { envelope }).then((r) => r.outcome), 'empty', 'and then it is empty');
 });

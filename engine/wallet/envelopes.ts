@@ -139,7 +139,14 @@ export class Envelopes {
       try {
         const claimed = await this.store.claimShare(envelope.id, who.user, decision.index, this.clock.now());
         if (!claimed) throw new LanternError('not_found', `no envelope ${envelope.id}`, { field: 'envelope' });
-        if (!claimed.applied) return answer('already', claimed.value.amount);
+        if (!claimed.applied) {
+          // A claim the rebuilt decider missed: the decided index is free again, for someone else.
+          if (claimed.value.index !== decision.index) {
+            await this.decider.reassign(envelope.id, who.user, decision.index, claimed.value.index)
+              .catch((err: unknown) => this.log.warn({ err, envelope: envelope.id }, 'grab decider reassign failed; the share waits for the expiry refund'));
+          }
+          return answer('already', claimed.value.amount);
+        }
         await this.announceGrab(envelope, claimed.value, state);
         return answer('grabbed', claimed.value.amount);
       } catch (err) {

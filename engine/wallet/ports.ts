@@ -173,8 +173,16 @@ export interface GrabDecider {
    */
   decide(envelopeId: string, user: string, now: number): Promise<GrabDecision>;
   /** The store refused the user's decided index (another user holds it, after a rebuild): drop the
-   *  user's decision so the next decide() hands them another free index. */
+   *  user's decision so the next decide() hands them another free index. The index stays out of
+   *  the free ones: its holder has it. */
   forget(envelopeId: string, user: string): Promise<void>;
+  /**
+   * The store holds the user's claim at `held`, not at the decided `decided` (a decider rebuilt from
+   * a claims read that missed it): record `held` as the user's decision, take it out of the free
+   * indices if it is there, and put `decided` back at the front of them, so the next grabber gets
+   * it instead of an early 'empty'. Does nothing unless the user's decision is `decided`.
+   */
+  reassign(envelopeId: string, user: string, decided: number, held: number): Promise<void>;
   /** Drop the envelope's state (it was refunded). */
   drop(envelopeId: string): Promise<void>;
 }

@@ -166,6 +166,37 @@ export function grabDeciderContract(t: Test, name: string, makeHarness: () => Pr
     t.same(await decider.decide(id, uid('u'), now), EMPTY, 'forgetting a user with no decision changes nothing');
   });
 
+  withHarness('reassign: the user keeps the held index, the decided one is handed out next', async (t, h, now) => {
+    const decider = h.make();
+    const id = uid('env');
+    const alice = uid('alice'), bob = uid('bob');
+    // A rebuild missed alice's claim on index 2: index 2 looks free, and alice is decided index 0.
+    await decider.load({ id, count: 3, expiresAt: now + HOUR }, [], { rebuild: true });
+    t.same(await decider.decide(id, alice, now), share(0));
+    await decider.reassign(id, alice, 0, 2);
+    t.same(await decider.decide(id, alice, now), share(2), 'alice now holds what the store says');
+    t.same(await decider.decide(id, bob, now), share(0), 'the index alice gave back goes next');
+    t.same(await decider.decide(id, uid('u'), now), share(1));
+    t.same(await decider.decide(id, uid('u'), now), { outcome: 'empty', rebuilt: true }, 'index 2 is not handed out again');
+  });
+
+  withHarness('reassign after the last index went puts it back; a stale or unknown reassign changes nothing', async (t, h, now) => {
+    const decider = h.make();
+    const id = uid('env');
+    const alice = uid('alice'), bob = uid('bob');
+    await decider.load({ id, count: 2, expiresAt: now + HOUR }, [], { rebuild: true });
+    t.same(await decider.decide(id, alice, now), share(0));
+    t.same(await decider.decide(id, uid('u'), now), share(1));
+    // alice's missed claim is on an index another user now holds in the decider; only the decided one frees.
+    await decider.reassign(id, alice, 0, 1);
+    t.same(await decider.decide(id, bob, now), share(0), 'the freed index is handed out');
+    await decider.reassign(id, bob, 1, 0);
+    t.same(await decider.decide(id, bob, now), share(0), 'bob was not decided index 1: nothing changes');
+    t.same(await decider.decide(id, uid('u'), now), { outcome: 'empty', rebuilt: true }, 'and nothing was freed');
+    await decider.reassign(uid('env'), alice, 0, 1);
+    t.pass('reassign on an unknown envelope does not fail');
+  });
+
   withHarness('forget of a claimed user from load frees no index either', async (t, h, now) => {
     const decider = h.make();
     const id = uid('env');

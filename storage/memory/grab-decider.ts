@@ -41,7 +41,7 @@ interface EnvelopeState {
   expiresAt: number;
   /** When the state may go (wall clock). */
   dropAt: number;
-  /** Free indices, ascending; those before `next` are handed out. */
+  /** Free indices in hand-out order; those before `next` are handed out. */
   free: number[];
   next: number;
   decided: Map<string, number>;
@@ -102,6 +102,17 @@ export class MemoryGrabDecider implements GrabDecider {
 
   async forget(envelopeId: string, user: string): Promise<void> {
     this.envelopes.get(envelopeId)?.decided.delete(user);
+  }
+
+  async reassign(envelopeId: string, user: string, decided: number, held: number): Promise<void> {
+    const state = this.envelopes.get(envelopeId);
+    if (!state || state.decided.get(user) !== decided || decided === held) return;
+    state.decided.set(user, held);
+    const waiting = state.free.indexOf(held, state.next);
+    if (waiting >= 0) state.free.splice(waiting, 1);
+    // Back at the front of what is still free: handed out next.
+    if (state.next > 0) state.free[--state.next] = decided;
+    else state.free.unshift(decided);
   }
 
   async drop(envelopeId: string): Promise<void> {

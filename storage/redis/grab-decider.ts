@@ -9,8 +9,8 @@
 // nothing outlives the envelope by more than the retention, with no sweeper. The retention exists
 // because decisions still count after expiry: the expiry sweep claims them before the refund.
 //
-// load and decide are Lua scripts (defineCommand: EVALSHA, EVAL after a NOSCRIPT), so decide is
-// one round trip and atomic. forget and drop are single commands, atomic by themselves.
+// load, decide and reassign are Lua scripts (defineCommand: EVALSHA, EVAL after a NOSCRIPT), so
+// decide is one round trip and atomic. forget and drop are single commands, atomic by themselves.
 // Redis 7 fixes the clock of key expiry for the length of a script, so a script sees the three
 // keys, which share one expiry, all present or all gone.
 //
@@ -78,10 +78,23 @@ redis.call('HSET', KEYS[3], ARGV[1], index)
 redis.call('PEXPIREAT', KEYS[3], meta[2])
 return tonumber(index)`;
 
+// KEYS meta, shares, grabbed; ARGV[1] user, ARGV[2] decided index, ARGV[3] held index (GrabDecider.reassign).
+// The list is gone when its last index was handed out (Redis deletes empty lists): LPUSH makes it
+// again, so it gets the envelope's expiry again.
+const REASSIGN = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('LREM', KEYS[2], 0, ARGV[3])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('PEXPIREAT', KEYS[2], redis.call('HGET', KEYS[1], 'dropAt'))
+return 1`;
+
 type Arg = string | number;
 type ScriptCaller = {
   lanternGrabLoad(...args: Arg[]): Promise<number>;
   lanternGrabDecide(...args: Arg[]): Promise<number>;
+  lanternGrabReassign(...args: Arg[]): Promise<number>;
 };
 
 export interface RedisGrabDeciderOptions {
@@ -107,6 +120,7 @@ export class RedisGrabDecider implements GrabDecider {
     // Names are Lantern-specific because defineCommand installs them on the shared, injected client.
     client.defineCommand('lanternGrabLoad', { lua: LOAD, numberOfKeys: 3 });
     client.defineCommand('lanternGrabDecide', { lua: DECIDE, numberOfKeys: 3 });
+    client.defineCommand('lanternGrabReassign', { lua: REASSIGN, numberOfKeys: 3 });
     this.scripts = client as unknown as ScriptCaller;
   }
 
@@ -135,6 +149,11 @@ export class RedisGrabDecider implements GrabDecider {
 
   async forget(envelopeId: string, user: string): Promise<void> {
     await this.client.hdel(this.keys(envelopeId)[2], user);
+  }
+
+  async reassign(envelopeId: string, user: string, decided: number, held: number): Promise<void> {
+    if (decided === held) return;
+    await this.scripts.lanternGrabReassign(...this.keys(envelopeId), user, decided, held);
   }
 
   async drop(envelopeId: string): Promise<void> {
