@@ -27,7 +27,7 @@ export interface Engine {
   /** An operator request (the admin HTTP API; never a client connection). */
   admin?<T extends keyof AdminRequestMap>(type: T, params: AdminRequestMap[T]['params']): Promise<AdminRequestMap[T]['result']>;
   /** Refund expired red envelopes and return expired transfers; resolves how many of each. */
-  sweepWallet?(): Promise<{ envelopes: number; transfers: number }>;
+  sweepWallet?(): Promise<{ envelopes: number; transfers: number; orders: number }>;
   /** The store epoch sent in `welcome`. */
   readonly epoch: string;
   close(): Promise<void>;
@@ -73,6 +73,26 @@ export interface EngineSettings {
   readonly grabMembershipCacheMs: number;
   /** Grabs of one envelope within this many ms reach the members as one `envelope` event (0: one event per grab). */
   readonly envelopeEventCoalesceMs: number;
+  /** Highest unit price of a flash sale, in cents. */
+  readonly saleMaxPrice: number;
+  /** Most units one sale may offer. */
+  readonly saleMaxStock: number;
+  /** Highest per-buyer limit a sale may set (and so the most units in one attempt). */
+  readonly saleMaxPerUserLimit: number;
+  /** Longest item description of a sale, in characters. */
+  readonly saleMaxItemLength: number;
+  /** Longest a sale may stay open (endAt - startAt). */
+  readonly saleMaxDurationMs: number;
+  /** How long a reservation waits for payment when the sale does not say (its stock then returns). */
+  readonly salePayWindowMs: number;
+  /** Longest payment window a sale may set. */
+  readonly saleMaxPayWindowMs: number;
+  /** How long past its deadline an order may stay in `paying` (a payment in flight) before the sweeper finishes it from the ledger. */
+  readonly saleStuckPaymentMs: number;
+  /** At most one `sale` event with the remaining stock per sale per this many ms (state changes go at once). */
+  readonly saleStateThrottleMs: number;
+  readonly saleOrdersPageDefault: number;
+  readonly saleOrdersPageMax: number;
 }
 
 export const DEFAULT_ENGINE_SETTINGS: EngineSettings = Object.freeze({
@@ -98,4 +118,15 @@ export const DEFAULT_ENGINE_SETTINGS: EngineSettings = Object.freeze({
   statementPageMax: 200,
   grabMembershipCacheMs: 2_000,
   envelopeEventCoalesceMs: 100,
+  saleMaxPrice: 100_000_000,
+  saleMaxStock: 10_000_000,
+  saleMaxPerUserLimit: 100,
+  saleMaxItemLength: 200,
+  saleMaxDurationMs: 30 * 24 * 3600_000,
+  salePayWindowMs: 15 * 60_000,
+  saleMaxPayWindowMs: 24 * 3600_000,
+  saleStuckPaymentMs: 30_000,
+  saleStateThrottleMs: 1_000,
+  saleOrdersPageDefault: 50,
+  saleOrdersPageMax: 200,
 });

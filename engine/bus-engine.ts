@@ -43,6 +43,10 @@ export function partitionOf(conv: string, partitions: number): number {
 
 /** Which subject a request goes to. */
 export function subjectFor(type: RequestType | Internal, params: Record<string, unknown>, who: DeviceSession, partitions: number): string {
+  // A sale's card is a message in its conversation: created by that conversation's writer.
+  if (type === '$admin' && params['type'] === 'sale.create') {
+    return conversationSubject(partitionOf(String((params['params'] as Record<string, unknown> | undefined)?.['conv']), partitions));
+  }
   if (!CONVERSATION_REQUESTS.has(type as RequestType)) return USER_SUBJECT;
   const conv = DIRECT_REQUESTS.has(type as RequestType) ? directConversationId(who.user, String(params['user'])) : String(params['conv']);
   return conversationSubject(partitionOf(conv, partitions));

@@ -1,6 +1,6 @@
 // The chat engine: wires the domain services over the ports and dispatches requests by type.
 import { LanternError } from '../protocol/errors.ts';
-import type { RequestParams, RequestResult, RequestType } from '../protocol/frames.ts';
+import type { AdminRequestMap, RequestParams, RequestResult, RequestType } from '../protocol/frames.ts';
 import { DEFAULT_ENGINE_SETTINGS, type DeviceSession, type Engine, type EngineSettings } from './api.ts';
 import { Contacts } from './contacts.ts';
 import { ConversationCache } from './conversation-state.ts';
@@ -10,6 +10,8 @@ import { Messaging, SendLimit } from './messaging.ts';
 import { silentLogger, systemClock, type ChatStore, type Clock, type Delivery, type Logger, type PresenceRegistry, type RateLimiter } from './ports.ts';
 import { Presence } from './presence.ts';
 import { Sync } from './sync.ts';
+import { Sales, type SaleSignals } from './sales/sales.ts';
+import type { SaleStore, StockGate } from './sales/ports.ts';
 import { Envelopes } from './wallet/envelopes.ts';
 import type { GrabDecider, WalletStore } from './wallet/ports.ts';
 import type { RandomInt } from './wallet/split.ts';
@@ -27,6 +29,8 @@ export interface ChatEngineDeps {
   sendLimiter?: RateLimiter;
   /** Wallet, transfers and red envelopes (absent: those requests answer not_found). */
   wallet?: { store: WalletStore; decider: GrabDecider; random?: RandomInt };
+  /** Flash sales (needs the wallet; absent: sale requests answer not_found). */
+  sales?: { store: SaleStore; gate: StockGate; signals: SaleSignals };
   settings?: Partial<EngineSettings>;
   clock?: Clock;
   log?: Logger;
@@ -58,6 +62,14 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     wallet: new Wallet(deps.wallet.store, settings, clock),
     transfers: new Transfers(deps.wallet.store, messaging, delivery, settings, clock, log),
     envelopes: new Envelopes(deps.wallet.store, deps.wallet.decider, cache, messaging, delivery, settings, clock, log, deps.wallet.random),
+  };
+  const saleService = deps.sales && deps.wallet && new Sales({
+    store: deps.sales.store, gate: deps.sales.gate, signals: deps.sales.signals, wallet: deps.wallet.store,
+    messaging, cache, delivery, settings, clock, log,
+  });
+  const sales = (): Sales => {
+    if (!saleService) throw new LanternError('not_found', 'flash sales are not enabled on this server');
+    return saleService;
   };
   const wallet = (): NonNullable<typeof money> => {
     if (!money) throw new LanternError('not_found', 'the wallet is not enabled on this server');
@@ -103,6 +115,10 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     'envelope.send': (w, p) => wallet().envelopes.send(w, p),
     'envelope.grab': (w, p) => wallet().envelopes.grab(w, p),
     'envelope.info': (w, p) => wallet().envelopes.info(w, p),
+    'sale.buy': (w, p) => sales().buy(w, p),
+    'sale.pay': (w, p) => sales().pay(w, p),
+    'sale.info': (w, p) => sales().info(w, p),
+    'sale.orders': (w, p) => sales().orders(w, p),
   };
 
   return {
@@ -118,16 +134,23 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
     sweep: () => presence.sweep(),
     forget: (matches) => cache.invalidateWhere(matches),
     groups: async (user) => (await store.listUserConversations(user)).map((m) => m.conv).filter(isGroupConversation),
-    admin: (type, params) => {
-      if (type !== 'wallet.topup') throw new LanternError('unknown_type', `unknown admin request "${String(type)}"`, { field: 't' });
-      return wallet().wallet.topup(params);
-    },
+    admin: ((type: keyof AdminRequestMap, params: never) => {
+      switch (type) {
+        case 'wallet.topup': return wallet().wallet.topup(params);
+        case 'sale.create': return sales().create(params);
+        case 'sale.orders': return sales().orders(undefined, params);
+        default: throw new LanternError('unknown_type', `unknown admin request "${String(type)}"`, { field: 't' });
+      }
+    }) as Engine['admin'],
     ...(money ? {
-      sweepWallet: async () => ({ envelopes: await money.envelopes.sweep(), transfers: await money.transfers.sweep() }),
+      sweepWallet: async () => ({
+        envelopes: await money.envelopes.sweep(), transfers: await money.transfers.sweep(), orders: saleService ? await saleService.sweep() : 0,
+      }),
     } : {}),
     close: async () => {
       await store.close();
       await deps.wallet?.store.close();
+      await deps.sales?.store.close();
     },
   };
 }

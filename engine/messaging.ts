@@ -1,6 +1,6 @@
 // Sending, recalling, reading and paging messages in a conversation.
 import { LanternError } from '../protocol/errors.ts';
-import type { EnvelopeBody, Message, MessageKind, RequestParams, RequestResult, SystemBody, TransferBody } from '../protocol/frames.ts';
+import type { EnvelopeBody, Message, MessageKind, RequestParams, RequestResult, SaleBody, SystemBody, TransferBody } from '../protocol/frames.ts';
 import type { DeviceSession, EngineSettings } from './api.ts';
 import type { ConversationCache, ConversationState } from './conversation-state.ts';
 import type { ConversationWriter, Operation } from './conversation-writer.ts';
@@ -64,10 +64,10 @@ export class Messaging {
   }
 
   /**
-   * Post a server-built card (a red envelope, a transfer) as `who`'s message: the same path as a
+   * Post a server-built card (a red envelope, a transfer, a sale) as `who`'s message: the same path as a
    * send (membership, block check, per-user limit, idempotent by cid), with a body the engine made.
    */
-  postCard(who: DeviceSession, conv: string, cid: string, kind: 'envelope' | 'transfer', body: EnvelopeBody | TransferBody): Promise<SendResult> {
+  postCard(who: DeviceSession, conv: string, cid: string, kind: 'envelope' | 'transfer' | 'sale', body: EnvelopeBody | TransferBody | SaleBody): Promise<SendResult> {
     return this.submit(who, { conv, cid, kind }, body);
   }
 

@@ -35,6 +35,8 @@ export interface Settings extends FrameLimits, EngineSettings {
   readonly jwtSecret: string | undefined;
   readonly adminToken: string | undefined;
   readonly walletSweepMs: number;
+  readonly saleMaxInflight: number;
+  readonly saleTryLaterMs: number;
   readonly jwtPublicKey: string | undefined;
   readonly jwtAudience: string;
   readonly jwtClockToleranceSec: number;
@@ -123,7 +125,9 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   store: { default: 'lmdb', doc: 'Chat storage: lmdb (durable, embedded) or memory (lost on exit).', parse: oneOf(STORES) },
   logLevel: { default: 'info', doc: 'pino log level.', parse: oneOf(LOG_LEVELS) },
   adminToken: { default: undefined, doc: 'Bearer token of the admin HTTP API (POST /admin/wallet/topup); unset = the admin API is off. At least 32 characters.', parse: optional(text(32)) },
-  walletSweepMs: { default: 5_000, doc: 'How often the engine refunds expired red envelopes and returns expired transfers, in ms.', parse: int(100, 3_600_000) },
+  walletSweepMs: { default: 5_000, doc: 'How often the engine refunds expired red envelopes, returns expired transfers and expires unpaid flash-sale orders, in ms.', parse: int(100, 3_600_000) },
+  saleMaxInflight: { default: 2_000, doc: 'Purchase attempts (`sale.buy`) one gateway may have at the workers at once; above it attempts are answered `try_later` at once instead of queueing.', parse: int(1, 1_000_000) },
+  saleTryLaterMs: { default: 200, doc: 'retryAfterMs of a `try_later` purchase answer, in ms.', parse: int(1, 60_000) },
   jwtSecret: { default: undefined, doc: 'HS256 shared secret for tokens (>= 32 chars); unset with no public key = dev secret in dataDir.', parse: optional(text(32)) },
   jwtPublicKey: { default: undefined, doc: 'Ed25519 public key (PEM or JWK JSON) accepting EdDSA tokens.', parse: optional(ed25519PublicKey) },
   jwtAudience: { default: 'lantern', doc: 'Required `aud` claim of tokens.', parse: text() },
@@ -175,6 +179,17 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   statementPageMax: { default: E.statementPageMax, doc: 'Most entries per `wallet.statement` page.', parse: int(1, MAX_INT) },
   envelopeEventCoalesceMs: { default: E.envelopeEventCoalesceMs, doc: 'Grabs of one red envelope within this many ms reach the members as one `envelope` event (0: one event per grab).', parse: int(0, 10_000) },
   grabMembershipCacheMs: { default: E.grabMembershipCacheMs, doc: 'How long a worker that does not own a conversation trusts its member list when checking who may grab an envelope (worker mode).', parse: int(0, 60_000) },
+  saleMaxPrice: { default: E.saleMaxPrice, doc: 'Highest unit price of a flash sale, in cents.', parse: int(1, 1_000_000_000) },
+  saleMaxStock: { default: E.saleMaxStock, doc: 'Most units one flash sale may offer.', parse: int(1, 1_000_000_000) },
+  saleMaxPerUserLimit: { default: E.saleMaxPerUserLimit, doc: 'Highest per-buyer limit a sale may set (so also the most units in one purchase attempt).', parse: int(1, 10_000) },
+  saleMaxItemLength: { default: E.saleMaxItemLength, doc: 'Longest item description of a sale, in characters.', parse: int(1, 4_000) },
+  saleMaxDurationMs: { default: E.saleMaxDurationMs, doc: 'Longest a sale may stay open (endAt - startAt), in ms.', parse: int(1_000, 365 * 24 * 3_600_000) },
+  salePayWindowMs: { default: E.salePayWindowMs, doc: 'How long a reservation waits for payment when the sale does not set payWindowMs; then its stock returns to the sale.', parse: int(1_000, 7 * 24 * 3_600_000) },
+  saleMaxPayWindowMs: { default: E.saleMaxPayWindowMs, doc: 'Longest payment window a sale may set, in ms.', parse: int(1_000, 7 * 24 * 3_600_000) },
+  saleStuckPaymentMs: { default: E.saleStuckPaymentMs, doc: 'How long past its deadline an order may stay in `paying` before the sweeper finishes it from the ledger (paid if the payment posted, else expired).', parse: int(1_000, 3_600_000) },
+  saleStateThrottleMs: { default: E.saleStateThrottleMs, doc: 'At most one `sale` event with the remaining stock per sale per this many ms (sold out and reopened go at once).', parse: int(10, 60_000) },
+  saleOrdersPageDefault: { default: E.saleOrdersPageDefault, doc: 'Orders per `sale.orders` page when `limit` is absent.', parse: int(1, 1_000) },
+  saleOrdersPageMax: { default: E.saleOrdersPageMax, doc: 'Largest `sale.orders` page.', parse: int(1, 1_000) },
 };
 
 export const SETTING_NAMES = Object.keys(SETTINGS_SCHEMA) as ReadonlyArray<keyof Settings>;

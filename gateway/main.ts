@@ -8,6 +8,9 @@ import type { Engine } from '../engine/api.ts';
 import { createChatEngine, type ChatEngineDeps } from '../engine/chat-engine.ts';
 import type { ChatStore, Logger } from '../engine/ports.ts';
 import type { WalletStore } from '../engine/wallet/ports.ts';
+import type { SaleStore } from '../engine/sales/ports.ts';
+import { MemorySaleStore } from '../storage/memory/sale-store.ts';
+import { MemoryStockGate } from '../storage/memory/stock-gate.ts';
 import { MemoryGrabDecider } from '../storage/memory/grab-decider.ts';
 import { MemoryWalletStore } from '../storage/memory/wallet-store.ts';
 import { MemoryChatStore } from '../storage/memory/chat-store.ts';
@@ -15,6 +18,8 @@ import { MemoryPresenceRegistry } from '../storage/memory/presence-registry.ts';
 import { MemoryRateLimiter } from '../storage/memory/rate-limiter.ts';
 import { createTokenVerifier, loadOrCreateDevSecret, warnDevAuth } from './auth.ts';
 import { engineSettingsOf, loadSettings, type Settings } from './config.ts';
+import { SALE_SIGNALS_SUBJECT, SaleBoard, withSaleFront } from './sale-front.ts';
+import type { SaleEvent } from '../protocol/frames.ts';
 import { createGateway } from './server.ts';
 import { sweepWallet } from './wallet-sweep.ts';
 
@@ -65,17 +70,23 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
   const port = await gateway.listen();
   let store: ChatStore | undefined;
   let walletStore: WalletStore | undefined;
+  let saleStore: SaleStore | undefined;
   let engine: Engine;
+  // What this gateway knows of each sale's state, to answer attempts that cannot win without a worker.
+  const board = new SaleBoard();
   try {
     if (settings.mode === 'gateway') {
-      engine = await remoteEngine(settings, gateway, log);
+      engine = await remoteEngine(settings, gateway, board, log);
     } else {
       store = await openStore(settings);
       walletStore = await openWalletStore(settings);
+      saleStore = await openSaleStore(settings);
       engine = (options.createEngine ?? createChatEngine)({
         store,
         // In one process the decider is a map in memory; it is rebuilt from the store's claims after a restart.
         wallet: { store: walletStore, decider: new MemoryGrabDecider() },
+        // The gate is a map in memory too, rebuilt from the store's orders after a restart.
+        sales: { store: saleStore, gate: new MemoryStockGate(), signals: board },
         presence: new MemoryPresenceRegistry(),
         delivery: gateway.delivery,
         sendLimiter: new MemoryRateLimiter({ ratePerSec: settings.userSendRatePerSec, burst: settings.userSendBurst }),
@@ -87,9 +98,12 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
     await gateway.close();
     if (store) await store.close();
     if (walletStore) await walletStore.close();
+    if (saleStore) await saleStore.close();
     throw err;
   }
-  gateway.attachEngine(engine);
+  gateway.attachEngine(withSaleFront(engine, board, {
+    maxInflight: settings.saleMaxInflight, tryLaterMs: settings.saleTryLaterMs, counters: gateway.metrics.saleAttempts,
+  }));
   const stopSweeping = settings.mode === 'embedded' ? sweepWallet(engine, settings.walletSweepMs, log) : () => {};
 
   const host = settings.host;
@@ -114,7 +128,7 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
 }
 
 /** Gateway mode: the engine lives in workers across NATS; events for local users are relayed from it. */
-async function remoteEngine(settings: Settings, gateway: ReturnType<typeof createGateway>, log: Logger): Promise<Engine> {
+async function remoteEngine(settings: Settings, gateway: ReturnType<typeof createGateway>, board: SaleBoard, log: Logger): Promise<Engine> {
   const { connect } = await import('@nats-io/transport-node');
   const { NatsBus } = await import('../storage/nats/bus.ts');
   const { BusEngine } = await import('../engine/bus-engine.ts');
@@ -125,6 +139,16 @@ async function remoteEngine(settings: Settings, gateway: ReturnType<typeof creat
   const bus = new NatsBus(nc, log);
   const engine = await BusEngine.connect(bus, { partitions: settings.partitions, requestTimeoutMs: settings.engineTimeoutMs });
   const relay = new BusRelay(bus, gateway.delivery, (user) => engine.groups(user), log);
+  // Every gateway hears every sale's state (sold out, reopened): the storm stops here.
+  const { decodeFrame } = await import('../protocol/codec.ts');
+  const saleSignals = bus.subscribe(SALE_SIGNALS_SUBJECT, (data) => {
+    try {
+      const event = decodeFrame(data) as unknown as SaleEvent;
+      if (event.t === 'sale' && typeof event.sale === 'string') board.publish(event);
+    } catch (err) {
+      log.warn({ err }, 'unreadable sale signal ignored');
+    }
+  });
   gateway.delivery.setInterest(relay);
   // Notices published while we were disconnected are lost: the relay re-reads membership.
   void (async () => {
@@ -141,7 +165,7 @@ async function remoteEngine(settings: Settings, gateway: ReturnType<typeof creat
     disconnected: (who) => engine.disconnected(who),
     refresh: (sessions) => engine.refresh(sessions),
     admin: (type, params) => engine.admin(type, params),
-    async close() { relay.close(); await bus.close(); },
+    async close() { saleSignals.unsubscribe(); relay.close(); await bus.close(); },
   };
 }
 
@@ -157,6 +181,12 @@ async function openWalletStore(settings: Settings): Promise<WalletStore> {
   if (settings.store === 'memory') return new MemoryWalletStore();
   const { LmdbWalletStore } = await import('../storage/lmdb/wallet-store.ts');
   return LmdbWalletStore.open({ path: join(settings.dataDir, 'wallet') });
+}
+
+async function openSaleStore(settings: Settings): Promise<SaleStore> {
+  if (settings.store === 'memory') return new MemorySaleStore();
+  const { LmdbSaleStore } = await import('../storage/lmdb/sale-store.ts');
+  return LmdbSaleStore.open({ path: join(settings.dataDir, 'sales') });
 }
 
 function urlHost(host: string): string {

@@ -18,6 +18,8 @@ export class GatewayMetrics {
   /** Requests refused with `busy` by admission control. */
   shedRequests = 0;
   lagEvents = 0;
+  /** Purchase attempts answered from the gateway's sale board, sent to workers, shed with try_later. */
+  readonly saleAttempts = { answeredLocally: 0, forwarded: 0, shed: 0 };
   readonly errorsByName = new Map<string, number>();
   readonly closesByCode = new Map<number, number>();
 
@@ -45,6 +47,8 @@ export class GatewayMetrics {
     metric('lantern_frames_out_total', 'counter', 'Frames sent directly to one connection (welcome, res, err, lag).', [['', this.framesOut]]);
     metric('lantern_events_published_total', 'counter', 'Events published to user topics.', [['', this.eventsPublished]]);
     metric('lantern_rate_limited_frames_total', 'counter', 'Frames refused by the per-connection rate limit.', [['', this.rateLimitedFrames]]);
+    metric('lantern_sale_attempts_total', 'counter', 'Flash-sale purchase attempts by where they were answered: local (the gateway\'s sale board), forwarded (a worker), shed (try_later).',
+      [['{where="local"}', this.saleAttempts.answeredLocally], ['{where="forwarded"}', this.saleAttempts.forwarded], ['{where="shed"}', this.saleAttempts.shed]]);
     metric('lantern_lag_events_total', 'counter', 'lag events sent to connections that fell behind.', [['', this.lagEvents]]);
     metric('lantern_errors_total', 'counter', 'err frames sent, by error name.',
       [...this.errorsByName].sort().map(([name, n]) => [`{error="${name}",code="${ErrorCodes[name as ErrorName]?.code ?? 0}"}`, n]));

@@ -12,7 +12,7 @@ export function sweepWallet(engine: Engine, everyMs: number, log: Logger): () =>
     if (running) return;
     running = true;
     engine.sweepWallet!()
-      .then((n) => { if (n.envelopes || n.transfers) log.info(n, 'wallet sweep: refunded expired envelopes and returned expired transfers'); })
+      .then((n) => { if (n.envelopes || n.transfers || n.orders) log.info(n, 'wallet sweep: refunded expired envelopes, returned expired transfers, expired unpaid orders'); })
       .catch((err: unknown) => log.warn({ err }, 'wallet sweep failed; retrying next interval'))
       .finally(() => { running = false; });
   }, everyMs);

@@ -13,6 +13,9 @@ import { createReplyEncoder } from '../engine/reply-encoder.ts';
 import type { Logger } from '../engine/ports.ts';
 import { CqlChatStore } from '../storage/cql/chat-store.ts';
 import { CqlWalletStore } from '../storage/cql/wallet-store.ts';
+import { RedisStockGate } from '../storage/redis/stock-gate.ts';
+import { encodeFrame } from '../protocol/codec.ts';
+import { SALE_SIGNALS_SUBJECT } from './sale-front.ts';
 import { RedisGrabDecider } from '../storage/redis/grab-decider.ts';
 import { createCqlClient } from '../storage/cql/client.ts';
 import { NatsBus } from '../storage/nats/bus.ts';
@@ -49,6 +52,8 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
     await cql.connect();
     const store = await CqlChatStore.open({ client: cql, keyspace: settings.cqlKeyspace });
     const walletStore = await CqlWalletStore.open({ client: cql, keyspace: settings.cqlKeyspace });
+    const { CqlSaleStore } = await import('../storage/cql/sale-store.ts');
+    const saleStore = await CqlSaleStore.open({ client: cql, keyspace: settings.cqlKeyspace });
     // Partitions this worker serves: it caches (and is the single writer of) only their conversations.
     const serving = new Set<string>();
     const { partitions } = settings;
@@ -62,6 +67,12 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
       }),
       // Grabs go to any worker: the Redis script decides who gets which share, the store's claim is the truth.
       wallet: { store: walletStore, decider: new RedisGrabDecider(redis, { keyPrefix: `lantern:${settings.cqlKeyspace}:` }) },
+      // Attempts go to any worker: the Redis gate admits in arrival order, the store's reservation is the truth.
+      sales: {
+        store: saleStore,
+        gate: new RedisStockGate(redis, { keyPrefix: `lantern:${settings.cqlKeyspace}:` }),
+        signals: { publish: (event) => bus.publish(SALE_SIGNALS_SUBJECT, encodeFrame(event)) },
+      },
       settings: engineSettingsOf(settings),
       log,
     });

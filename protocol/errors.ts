@@ -33,6 +33,7 @@ export const ErrorCodes = {
   insufficient_funds: { code: 3004, retry: false, description: 'The wallet holds less than the envelope or transfer needs. Nothing was debited.' },
   key_reused: { code: 3005, retry: false, description: 'This idempotency `key` was already used by this user for a different request. Use a fresh key for a new request.' },
   already_settled: { code: 3006, retry: false, description: 'The transfer was already accepted or returned (the frame\'s `msg` says which).' },
+  order_expired: { code: 3007, retry: false, description: 'The order\'s payment deadline (`payBy`) passed before it was paid: its stock went back to the sale. Nothing was debited (or the payment was refunded).' },
   internal: { code: 5000, retry: true, description: 'An unexpected server error. The request may be retried; sends are idempotent by `cid`.' },
   rate_limited: { code: 5001, retry: true, description: 'The connection exceeded its frame rate, or the user their message rate. The frame was not processed; `retryAfterMs` says when to retry.' },
   unavailable: { code: 5002, retry: true, description: 'Storage or a dependency is unavailable. Nothing was stored; retry with the same `cid`.' },

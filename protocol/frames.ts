@@ -4,7 +4,7 @@
 export const PROTOCOL_VERSION = 1;
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
 
-export type MessageKind = 'text' | 'sticker' | 'image' | 'file' | 'location' | 'system' | 'envelope' | 'transfer';
+export type MessageKind = 'text' | 'sticker' | 'image' | 'file' | 'location' | 'system' | 'envelope' | 'transfer' | 'sale';
 export type ConversationType = 'direct' | 'group';
 export type MemberRole = 'owner' | 'admin' | 'member';
 /** A contact relation as seen by the user who lists it. */
@@ -25,13 +25,15 @@ export interface SystemBody {
   seq?: number;
   title?: string;
 }
+/** The card of a flash sale (posted by the admin `sale.create` in the merchant's name). Cents. */
+export interface SaleBody { sale: string; item: string; price: number; currency: string; stock: number; startAt: number; endAt: number; perUserLimit: number }
 /** The card of a red envelope (posted by `envelope.send`). Amounts are integer cents. */
 export interface EnvelopeBody { envelope: string; greeting: string; total: number; count: number; mode: EnvelopeMode; currency: string }
 /** The card of a transfer (posted by `transfer.send`). */
 export interface TransferBody { transfer: string; amount: number; currency: string; note: string }
 /** Kinds a client may `send`; system notices and money cards are posted by the server. */
-export type ClientMessageKind = Exclude<MessageKind, 'system' | 'envelope' | 'transfer'>;
-export type MessageBody = TextBody | StickerBody | ImageBody | FileBody | LocationBody | SystemBody | EnvelopeBody | TransferBody;
+export type ClientMessageKind = Exclude<MessageKind, 'system' | 'envelope' | 'transfer' | 'sale'>;
+export type MessageBody = TextBody | StickerBody | ImageBody | FileBody | LocationBody | SystemBody | EnvelopeBody | TransferBody | SaleBody;
 
 /** A stored message as delivered to clients. (conv, seq) identifies it. */
 export interface Message {
@@ -93,11 +95,38 @@ export interface TransferInfo {
   transfer: string; from: string; to: string; currency: string; amount: number; note: string; conv: string;
   createdAt: number; expiresAt: number; state: TransferState; settledAt?: number;
 }
+/** Where a sale is: scheduled (before startAt), open, sold_out (may reopen when unpaid reservations expire), closed (from endAt). */
+export type SaleState = 'scheduled' | 'open' | 'sold_out' | 'closed';
+export interface SaleInfo {
+  sale: string; merchant: string; conv: string; item: string; price: number; currency: string; stock: number;
+  startAt: number; endAt: number; perUserLimit: number; payWindowMs: number; createdAt: number;
+  state: SaleState;
+  /** Units in paid orders, in reserved (unpaid) orders, and left; stock == sold + reserved + remaining. */
+  sold: number; reserved: number; remaining: number;
+}
+export type OrderState = 'reserved' | 'paying' | 'paid' | 'expired';
+export interface OrderInfo {
+  order: string; sale: string; user: string; quantity: number; amount: number; currency: string;
+  state: OrderState; createdAt: number; payBy: number; settledAt?: number;
+}
+/** What a purchase attempt got. `reserved` carries the order (pay it before `payBy`). */
+export type BuyOutcome = 'reserved' | 'sold_out' | 'limit_reached' | 'not_open' | 'closed' | 'try_later';
+export interface BuyResult {
+  sale: string;
+  outcome: BuyOutcome;
+  order?: OrderInfo;
+  /** The attempt's key was seen before: this is the earlier answer (the order in its current state). */
+  duplicate?: true;
+  /** not_open: when the sale starts. */
+  startAt?: number;
+  /** try_later: wait this long before retrying with the same key. */
+  retryAfterMs?: number;
+}
 export interface BalanceInfo { currency: string; cents: number }
 export interface StatementEntry {
   /** Paging cursor: pass as `before` for older entries. */
   seq: number;
-  kind: 'topup' | 'envelope' | 'grab' | 'refund' | 'transfer' | 'accept' | 'return';
+  kind: 'topup' | 'envelope' | 'grab' | 'refund' | 'transfer' | 'accept' | 'return' | 'purchase' | 'purchase_refund';
   /** Signed cents: positive into the wallet. */
   amount: number;
   /** The wallet's balance right after this entry. */
@@ -148,11 +177,25 @@ export interface RequestMap {
   };
   'envelope.grab': { params: { envelope: string }; result: { envelope: string; outcome: GrabOutcome; amount?: number; currency: string } };
   'envelope.info': { params: { envelope: string }; result: EnvelopeInfo };
+  /** `retry`: set when resending a key that got no answer; a gateway then never answers from its local sale state. */
+  'sale.buy': { params: { sale: string; quantity: number; key: string; retry?: boolean }; result: BuyResult };
+  'sale.pay': { params: { order: string }; result: OrderInfo };
+  'sale.info': { params: { sale: string }; result: SaleInfo };
+  /** With `sale`: that sale's orders, oldest first (its merchant only). Without: the caller's orders, newest first. */
+  'sale.orders': { params: { sale?: string; after?: string; limit?: number }; result: { orders: OrderInfo[]; next?: string } };
 }
 
 /** Requests only the operator's admin API may make (never accepted on a client connection). */
 export interface AdminRequestMap {
   'wallet.topup': { params: { user: string; amount: number; key: string; currency?: string }; result: { user: string; currency: string; amount: number; balance: number; applied: boolean } };
+  'sale.create': {
+    params: {
+      merchant: string; conv: string; item: string; price: number; stock: number; startAt: number; endAt: number;
+      perUserLimit: number; key: string; currency?: string; payWindowMs?: number;
+    };
+    result: SaleInfo & { applied: boolean };
+  };
+  'sale.orders': { params: { sale: string; after?: string; limit?: number }; result: { orders: OrderInfo[]; next?: string } };
 }
 
 export type RequestType = keyof RequestMap;
@@ -210,8 +253,13 @@ export interface EnvelopeEvent {
   luckiest?: string;
   refunded?: number;
 }
+/**
+ * A sale's live state, to the members of its conversation: throttled (`saleStateThrottleMs`), so
+ * `remaining` is coarse; `sale.info` is exact. Every gateway also answers purchase attempts from it.
+ */
+export interface SaleEvent { t: 'sale'; sale: string; conv: string; state: SaleState; remaining: number; startAt: number; endAt: number; ts: number }
 /** A transfer was accepted or returned (to both parties). */
 export interface TransferEvent { t: 'transfer'; transfer: TransferInfo }
 
-export type ServerEvent = MessageEvent | ReceiptEvent | TypingEvent | PresenceEvent | ContactEvent | LagEvent | EnvelopeEvent | TransferEvent;
+export type ServerEvent = MessageEvent | ReceiptEvent | TypingEvent | PresenceEvent | ContactEvent | LagEvent | EnvelopeEvent | TransferEvent | SaleEvent;
 export type ServerFrame = WelcomeFrame | ResultFrame | ErrorFrame | ServerEvent;

@@ -60,6 +60,10 @@ export const FRAME_SPECS: Readonly<Record<'hello' | RequestType, FrameSpec>> = {
   'envelope.send': { required: { conv: 'id', total: 'count', count: 'count', mode: 'mode', key: 'id' }, optional: { greeting: 'string', currency: 'id' } },
   'envelope.grab': { required: { envelope: 'id' } },
   'envelope.info': { required: { envelope: 'id' } },
+  'sale.buy': { required: { sale: 'id', quantity: 'count', key: 'id' }, optional: { retry: 'bool' } },
+  'sale.pay': { required: { order: 'id' } },
+  'sale.info': { required: { sale: 'id' } },
+  'sale.orders': { optional: { sale: 'id', after: 'id', limit: 'count' }, required: {} },
 };
 
 const KINDS = new Set(['text', 'sticker', 'image', 'file', 'location']);

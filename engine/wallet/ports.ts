@@ -10,7 +10,7 @@ export interface Posting {
   amount: number;
 }
 
-export type TxnKind = 'topup' | 'envelope' | 'grab' | 'refund' | 'transfer' | 'accept' | 'return';
+export type TxnKind = 'topup' | 'envelope' | 'grab' | 'refund' | 'transfer' | 'accept' | 'return' | 'purchase' | 'purchase_refund';
 
 export interface LedgerTxn {
   /** Idempotency key, scoped by who asked (docs/decisions/0007). */

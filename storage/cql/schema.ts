@@ -140,6 +140,41 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
          WITH compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 10800`,
     ],
   },
+  // Flash sales (CqlSaleStore; design and failure analysis in sale-store.ts and README.md):
+  //   sales             ((sale), kind, key)   the sale (static: body, and the counters taken =
+  //                     units in reserved, paying and paid orders, and sold = units in paid ones)
+  //                     and its rows: kind 'o' key <order id> (the order, its state), kind 'u' key
+  //                     <user> (units the buyer holds), kind 'c' key <createdAt>:<order id> (the
+  //                     listing order). Every reservation and transition is one conditional batch on
+  //                     this partition. Updated in place by every commit: leveled.
+  //   sale_order_index  ((id))                order id -> sale, written before the order's commit.
+  //                     Write once, point reads: size-tiered (the default).
+  //   sale_user_orders  ((user), created_at DESC, id DESC)  a buyer's orders, newest first, written
+  //                     before the commit (a row whose order never committed is skipped by readers).
+  //   sale_due          ((hour), pay_by, id)  orders by hour of their payment deadline, written before
+  //                     the commit, deleted by the sweep once the order is settled (readers check the
+  //                     order, so a resurrected row is harmless: gc_grace 3 hours); sale_due_hours
+  //                     lists the hours that may hold rows.
+  {
+    id: '0004_sales',
+    description: 'flash sales: sales with their orders and buyers, order index, buyer listing, payment deadlines',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS sales (
+         sale text, kind text, key text,
+         body text static, taken bigint static, sold bigint static,
+         order_body text, state text, settled_at bigint, units bigint,
+         PRIMARY KEY ((sale), kind, key)) ${LEVELED}`,
+      `CREATE TABLE IF NOT EXISTS sale_order_index (id text PRIMARY KEY, sale text)`,
+      `CREATE TABLE IF NOT EXISTS sale_user_orders (
+         user text, created_at bigint, id text, sale text, PRIMARY KEY ((user), created_at, id))
+         WITH CLUSTERING ORDER BY (created_at DESC, id DESC) AND compaction = {'class': 'LeveledCompactionStrategy'}`,
+      `CREATE TABLE IF NOT EXISTS sale_due (
+         hour bigint, pay_by bigint, id text, sale text, PRIMARY KEY ((hour), pay_by, id))
+         WITH compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 10800`,
+      `CREATE TABLE IF NOT EXISTS sale_due_hours (
+         scope text, hour bigint, PRIMARY KEY ((scope), hour)) WITH gc_grace_seconds = 10800`,
+    ],
+  },
 ]);
 
 export interface MigrateOptions {
