@@ -191,6 +191,9 @@ export class SaleCommitter {
           for (const w of stuck) w.reject(new Error(`cql: sale ${s.sale.id}: nothing to do for a waiting operation`));
         }
       }
+    } catch (error) {
+      // A fault of ours (say, a row that does not parse): no caller may be left waiting for it.
+      for (const w of s.queue.splice(0)) w.reject(toStoreError(error, `sale ${s.sale.id}`));
     } finally {
       s.running = false;
     }
@@ -390,8 +393,8 @@ export class SaleCommitter {
   }
 
   /**
-   * What a failed batch returned: every row it conditioned on that exists (a row it did not
-   * return does not exist), and the counters it conditioned on. True if anything was new.
+   * What a failed batch returned: every row it conditioned on that exists, and the counters it
+   * conditioned on (checked on Cassandra 5.0). True if anything was new.
    */
   private learn(s: SaleState, plan: Plan, rows: readonly types.Row[], stamp: number): boolean {
     let learned = false;
@@ -408,7 +411,11 @@ export class SaleCommitter {
         learned = this.learnOrder(s, plan, key, row, stamp) || learned;
       }
     }
-    for (const user of plan.users.keys()) if (!returned.has(`u:${user}`)) learned = remember(s.users, user, { value: undefined, stamp }) || learned;
+    // Absence is inferred only where the batch inserted IF NOT EXISTS (the condition held), which
+    // holds whatever rows a server returns; Cassandra returns the others anyway.
+    for (const user of plan.users.keys()) {
+      if (!returned.has(`u:${user}`) && s.users.get(user)?.value === undefined) remember(s.users, user, { value: undefined, stamp });
+    }
     for (const w of plan.group) {
       if (w.type === 'reserve' && !returned.has(`o:${w.order.id}`)) remember(s.orders, w.order.id, { value: undefined, stamp });
     }
