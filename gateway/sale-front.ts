@@ -66,8 +66,7 @@ export interface SaleFrontOptions {
 export function withSaleFront(engine: Engine, board: SaleBoard, o: SaleFrontOptions): Engine {
   const now = o.now ?? Date.now;
   let inflight = 0;
-  const front: Engine = Object.create(engine) as Engine;
-  front.request = async (who, type, params) => {
+  const request: Engine['request'] = async (who, type, params) => {
     if (type !== 'sale.buy') return engine.request(who, type, params);
     const p = params as RequestParams<'sale.buy'>;
     const local = board.answer(p, now());
@@ -88,5 +87,12 @@ export function withSaleFront(engine: Engine, board: SaleBoard, o: SaleFrontOpti
       inflight--;
     }
   };
-  return front;
+  // Everything else is the engine's own, called on the engine (class engines keep their state).
+  return new Proxy(engine, {
+    get(target, prop) {
+      if (prop === 'request') return request;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

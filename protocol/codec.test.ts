@@ -69,7 +69,8 @@ function randMap(r: Rng, depth: number, limits: FrameLimits): Record<string, unk
   return obj;
 }
 
-const randId = (r: Rng): string => randString(r, MAX_ID_LENGTH - 1) + 'x';
+// randString can overshoot its length by one (a surrogate pair): keep ids within MAX_ID_LENGTH.
+const randId = (r: Rng): string => randString(r, MAX_ID_LENGTH - 2) + 'x';
 
 /** A random frame of `type` that satisfies FRAME_SPECS, with random optional and unknown fields. */
 function randClientFrame(r: Rng, type: keyof typeof FRAME_SPECS): Record<string, unknown> {

@@ -11,7 +11,7 @@ import { renderVectors, VECTORS_PATH } from './vectors/generate.ts';
 
 const file = JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as VectorFile;
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
-const SERVER_TYPES = ['welcome', 'res', 'err', 'msg', 'receipt', 'typing', 'presence', 'contact', 'lag', 'envelope', 'transfer'];
+const SERVER_TYPES = ['welcome', 'res', 'err', 'msg', 'receipt', 'typing', 'presence', 'contact', 'lag', 'envelope', 'transfer', 'sale'];
 
 t.test('v1.json is what generate.ts produces (regenerate after changing build.ts)', async (t) => {
   t.equal(readFileSync(VECTORS_PATH, 'utf8'), renderVectors());

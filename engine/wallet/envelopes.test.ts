@@ -89,8 +89,8 @@ t.test('expiry: late grabbers get expired, the remainder returns to the sender o
   const b = await h.as('b').req('envelope.grab', { envelope });
   h.clock.ms += 60_000;
   t.equal((await h.as('c').req('envelope.grab', { envelope })).outcome, 'expired');
-  t.same(await h.engine.sweepWallet!(), { envelopes: 1, transfers: 0 });
-  t.same(await h.engine.sweepWallet!(), { envelopes: 0, transfers: 0 }, 'refunded once');
+  t.same(await h.engine.sweepWallet!(), { envelopes: 1, transfers: 0, orders: 0 });
+  t.same(await h.engine.sweepWallet!(), { envelopes: 0, transfers: 0, orders: 0 }, 'refunded once');
   t.equal(await h.cents('a'), 1000 - b.amount!, 'the sender has everything not grabbed back');
   t.equal((await h.as('d').req('envelope.grab', { envelope })).outcome, 'expired');
   const info = await h.as('d').req('envelope.info', { envelope });

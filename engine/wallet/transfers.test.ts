@@ -30,8 +30,8 @@ t.test('declined or expired transfers go back to the sender, once', async (t) =>
   t.equal((await h.as('b').req('transfer.return', { transfer: declined.transfer.transfer })).state, 'returned');
   t.equal(await h.cents('a'), 800);
   h.clock.ms += 60_000;
-  t.same(await h.engine.sweepWallet!(), { envelopes: 0, transfers: 1 });
-  t.same(await h.engine.sweepWallet!(), { envelopes: 0, transfers: 0 });
+  t.same(await h.engine.sweepWallet!(), { envelopes: 0, transfers: 1, orders: 0 });
+  t.same(await h.engine.sweepWallet!(), { envelopes: 0, transfers: 0, orders: 0 });
   t.same([await h.cents('a'), await h.cents('b')], [1000, 0], 'everything back');
 });
 

@@ -8,7 +8,7 @@ import { DEFAULT_FRAME_LIMITS } from '../limits.ts';
 import type {
   ContactEvent, ContactInfo, ConversationInfo, EnvelopeEvent, EnvelopeInfo, ErrorFrame, HelloFrame, LagEvent, MemberInfo,
   Message, MessageEvent, PresenceEvent, PresenceInfo, ReceiptEvent, RequestFrame, RequestType, ResultFrame, TransferEvent,
-  TransferInfo, TypingEvent, WelcomeFrame,
+  TransferInfo, TypingEvent, WelcomeFrame, OrderInfo, SaleInfo, SaleEvent,
 } from '../frames.ts';
 
 export interface ValidVector {
@@ -51,6 +51,16 @@ const directInfo: ConversationInfo = { conv: DIRECT, type: 'direct', title: '', 
 const groupInfo: ConversationInfo = { conv: GROUP, type: 'group', title: 'Hiking', epoch: 'c1', head: 9, role: 'owner', joined: 0, read: 9, members: 3 };
 const ENVELOPE = 'eQm9Xc2LkP0aZr8TyV1wNb';
 const TRANSFER = 'tH4sWq7Jd2FgKx9ZpL0aMe';
+const SALE = 'sV8nQ2rT5wYx1ZaB3cD4eF';
+const ORDER = 'oK7mN2pQ4rS6tU8vW0xY1z';
+const orderInfo: OrderInfo = {
+  order: ORDER, sale: SALE, user: 'bob', quantity: 1, amount: 99_900, currency: 'CNY', state: 'reserved', createdAt: T0 + 80_000, payBy: T0 + 980_000,
+};
+const saleInfo: SaleInfo = {
+  sale: SALE, merchant: 'acme', conv: GROUP, item: 'Phone X, 128 GB', price: 99_900, currency: 'CNY', stock: 1_000,
+  startAt: T0 + 60_000, endAt: T0 + 3_660_000, perUserLimit: 1, payWindowMs: 900_000, createdAt: T0,
+  state: 'open', sold: 120, reserved: 380, remaining: 500,
+};
 const envelopeCard: Message = {
   conv: GROUP, seq: 14, from: 'alice', dev: 'phone', cid: ENVELOPE, kind: 'envelope', ts: T0 + 55_000,
   body: { envelope: ENVELOPE, greeting: 'Happy new year', total: 8888, count: 5, mode: 'lucky', currency: 'CNY' },
@@ -116,6 +126,11 @@ const clientFrames: Array<[string, string, Record<string, unknown>]> = [
   ['envelope.send', 'A lucky envelope of 88.88 CNY in 5 shares.', req({ t: 'envelope.send', id: 37, conv: GROUP, total: 8888, count: 5, mode: 'lucky', key: 'env-1', greeting: 'Happy new year' })],
   ['envelope.grab', 'Grab a share.', req({ t: 'envelope.grab', id: 38, envelope: ENVELOPE })],
   ['envelope.info', 'An envelope and its claims.', req({ t: 'envelope.info', id: 39, envelope: ENVELOPE })],
+  ['sale.buy', 'A purchase attempt: one unit, idempotent by key.', req({ t: 'sale.buy', id: 50, sale: SALE, quantity: 1, key: 'tap-1' })],
+  ['sale.buy.retry', 'The same attempt resent after no answer: a worker answers, never the gateway board.', req({ t: 'sale.buy', id: 51, sale: SALE, quantity: 1, key: 'tap-1', retry: true })],
+  ['sale.pay', 'Pay a reserved order from the wallet.', req({ t: 'sale.pay', id: 52, order: ORDER })],
+  ['sale.info', 'A sale with exact counts.', req({ t: 'sale.info', id: 53, sale: SALE })],
+  ['sale.orders', 'The caller\'s own orders, newest first.', req({ t: 'sale.orders', id: 54, limit: 20 })],
 ];
 
 // ---------------------------------------------------------------- server frames
@@ -170,6 +185,13 @@ const serverFrames: Array<[string, string, Record<string, unknown>]> = [
   ['res.envelope.grab', 'This call took 17.77 CNY.', { ...res<'envelope.grab'>(38, { envelope: ENVELOPE, outcome: 'grabbed', amount: 1_777, currency: 'CNY' }) }],
   ['res.envelope.grab.empty', 'Every share was taken.', { ...res<'envelope.grab'>(38, { envelope: ENVELOPE, outcome: 'empty', currency: 'CNY' }) }],
   ['res.envelope.info', 'Two of five shares grabbed.', { ...res<'envelope.info'>(39, envelopeInfo) }],
+  ['res.sale.buy', 'One unit reserved: pay it before payBy.', { ...res<'sale.buy'>(50, { sale: SALE, outcome: 'reserved', order: orderInfo }) }],
+  ['res.sale.buy.sold_out', 'Sold out (answered by the gateway).', { ...res<'sale.buy'>(50, { sale: SALE, outcome: 'sold_out' }) }],
+  ['res.sale.buy.try_later', 'Shed by the gateway\'s admission limit: resend the same key with retry after 200 ms.', { ...res<'sale.buy'>(50, { sale: SALE, outcome: 'try_later', retryAfterMs: 200 }) }],
+  ['res.sale.buy.duplicate', 'The key was seen: the earlier answer.', { ...res<'sale.buy'>(51, { sale: SALE, outcome: 'reserved', order: orderInfo, duplicate: true }) }],
+  ['res.sale.pay', 'Paid.', { ...res<'sale.pay'>(52, { ...orderInfo, state: 'paid', settledAt: T0 + 95_000 }) }],
+  ['res.sale.info', 'An open sale, half gone.', { ...res<'sale.info'>(53, saleInfo) }],
+  ['res.sale.orders', 'One page, the last.', { ...res<'sale.orders'>(54, { orders: [orderInfo] }) }],
   ['err.insufficient_funds', 'The wallet cannot pay: nothing moved.', { ...err(37, 'insufficient_funds', 'the CNY wallet holds 500 cents; the envelope needs 8888', { field: 'total' }) }],
   ['err.invalid_field', 'A request error naming the field.', { ...err(12, 'invalid_field', 'field "seq" of "read" must be a non-negative integer', { field: 'seq' }) }],
   ['err.rate_limited', 'Over the frame rate: not processed, retry later.', { ...err(30, 'rate_limited', 'rate limit exceeded', { retryAfterMs: 20 }) }],
@@ -187,6 +209,7 @@ const serverFrames: Array<[string, string, Record<string, unknown>]> = [
     ...({ t: 'envelope', conv: GROUP, envelope: ENVELOPE, grabs: envelopeInfo.claims, left: 3 } satisfies EnvelopeEvent),
   }],
   ['envelope.refunded', 'Expired: the rest went back to the sender.', { ...({ t: 'envelope', conv: GROUP, envelope: ENVELOPE, left: 0, refunded: 5_210 } satisfies EnvelopeEvent) }],
+  ['sale', 'The sale is sold out (coarse remaining).', { ...({ t: 'sale', sale: SALE, conv: GROUP, state: 'sold_out', remaining: 0, startAt: T0 + 60_000, endAt: T0 + 3_660_000, ts: T0 + 61_500 } satisfies SaleEvent) }],
   ['transfer', 'bob accepted the transfer.', { ...({ t: 'transfer', transfer: { ...transferInfo, state: 'accepted', settledAt: T0 + 70_000 } } satisfies TransferEvent) }],
 ];
 
