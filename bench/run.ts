@@ -1,4 +1,4 @@
-// npm run bench -- [--scenario all|echo|chat-1to1|distributed|redenvelope] [--clients 200] [--duration 10] [--workers N] ...
+// npm run bench -- [--scenario all|echo|chat-1to1|distributed|redenvelope|flashsale] [--clients 200] [--duration 10] [--workers N] ...
 // (`npm run bench -- distributed` works too: a bare first argument names the scenario.)
 // Runs the phases (servers embedded in this process, load from forked workers), writes
 // bench/results/<scenario>-<ISO date>.json and prints a table. See bench/README.md.
@@ -8,6 +8,8 @@ import { parseArgs } from 'node:util';
 import { start as startEcho } from './baseline/uws-echo.ts';
 import { startBenchLantern } from './lantern-server.ts';
 import { runDistributedBench } from './distributed/main.ts';
+import { flashSaleBench, formatFlashSales } from './flashsale-bench.ts';
+import { BUYERS_PER_GENERATOR } from './loadgen/flashsale-run.ts';
 import { runLoad } from './loadgen/coordinator.ts';
 import {
   DEFAULT_ENVELOPE_SETTINGS, DEFAULT_GROUP_SETTINGS, DEFAULT_LOAD_SETTINGS, type EnvelopeSettings, type LoadSettings,
@@ -26,9 +28,11 @@ const SUSTAINED_SHARE = 0.95;
 
 /** redenvelope defaults (bench/README.md, "Red envelopes"). */
 const RED = { members: 500, senders: 4, window: 4, drainMs: 10_000, ceilingConcurrency: 256, ceilingDurationSec: 5 } as const;
+/** flashsale defaults (bench/README.md, "Flash sales"). */
+const SALE = { buyers: 100_000, stock: 1_000, perUserLimit: 1, storms: 1, leadSec: 2 } as const;
 
 const USAGE = `usage: npm run bench -- [options]
-  --scenario all|echo|chat-1to1|distributed|redenvelope   phases to run (default all; or name it as the first argument)
+  --scenario all|echo|chat-1to1|distributed|redenvelope|flashsale   phases to run (default all; or name it as the first argument)
   --clients N        connections (default 200; chat-1to1 uses whole pairs)
   --duration S       measured seconds per phase (default 10)
   --warmup S         unmeasured seconds before each phase (default 1)
@@ -56,9 +60,17 @@ const USAGE = `usage: npm run bench -- [options]
   --split lucky|equal  (default ${DEFAULT_ENVELOPE_SETTINGS.mode})
   --ceiling-concurrency N  decide() calls in flight in the ceiling (default ${RED.ceilingConcurrency})
   --ceiling-duration S     decide time of the ceiling (default ${RED.ceilingDurationSec})
-  --redis-url URL    Redis of the ceiling in embedded-only runs (default LANTERN_REDIS_URL, else ops/infra.sh)`;
+  --redis-url URL    Redis of the ceiling in embedded-only runs (default LANTERN_REDIS_URL, else ops/infra.sh)
+ flashsale only (bench/README.md, "Flash sales"; --mode, --gateways, --engine-workers, --store, --redis-url,
+ --ceiling-concurrency, --ceiling-duration apply too):
+  --buyers N         buyers, one socket each, all tapping at the sale's start (default ${SALE.buyers})
+  --stock N          units of the sale (default ${SALE.stock})
+  --per-user-limit N the sale's per-buyer limit (default ${SALE.perUserLimit}; each buyer taps once for 1 unit)
+  --storms N         storms per mode, each on a fresh sale with the same buyers (default ${SALE.storms})
+  --lead S           seconds from creating the sale to its start (default ${SALE.leadSec})
+  --workers N        generator processes (default ceil(buyers / ${BUYERS_PER_GENERATOR}))`;
 
-const SCENARIOS = ['all', 'echo', 'chat-1to1', 'distributed', 'redenvelope'] as const;
+const SCENARIOS = ['all', 'echo', 'chat-1to1', 'distributed', 'redenvelope', 'flashsale'] as const;
 
 export interface Options {
   scenario: (typeof SCENARIOS)[number];
@@ -77,6 +89,11 @@ export interface Options {
     /** Envelopes each sender keeps open (max mode). */
     window: number;
     ceilingConcurrency: number; ceilingDurationMs: number; redisUrl: string | undefined;
+  };
+  flashsale: {
+    buyers: number; stock: number; perUserLimit: number; storms: number; leadMs: number;
+    /** --workers when given, else derived from the buyers. */
+    loadWorkers: number | undefined;
   };
 }
 
@@ -101,6 +118,8 @@ function parseOptions(argv: string[]): Options {
       mode: { type: 'string', default: 'both' }, members: { type: 'string' }, senders: { type: 'string' }, shares: { type: 'string' },
       total: { type: 'string' }, split: { type: 'string' }, 'ceiling-concurrency': { type: 'string' }, 'ceiling-duration': { type: 'string' },
       'redis-url': { type: 'string' },
+      buyers: { type: 'string' }, stock: { type: 'string' }, 'per-user-limit': { type: 'string' }, storms: { type: 'string' },
+      lead: { type: 'string' },
     },
   });
   if (values.help) { console.log(USAGE); process.exit(0); }
@@ -148,6 +167,14 @@ function parseOptions(argv: string[]): Options {
       ceilingDurationMs: positive('ceiling-duration', values['ceiling-duration'], RED.ceilingDurationSec, false) * 1000,
       redisUrl: values['redis-url'],
     },
+    flashsale: {
+      buyers: positive('buyers', values.buyers, SALE.buyers),
+      stock: positive('stock', values.stock, SALE.stock),
+      perUserLimit: positive('per-user-limit', values['per-user-limit'], SALE.perUserLimit),
+      storms: positive('storms', values.storms, SALE.storms),
+      leadMs: positive('lead', values.lead, SALE.leadSec, false) * 1000,
+      loadWorkers: values.workers === undefined ? undefined : positive('workers', values.workers, 1),
+    },
   };
 }
 
@@ -171,6 +198,30 @@ async function runRedEnvelopeBench(o: Options): Promise<number> {
   for (const mode of r.modes) console.log(`aim (${mode}): grabs/s >= ${AIM_SHARE_OF_CEILING} x ceiling: ${verdict(body.aim[mode]?.met ?? null)}`);
   console.log(`results: ${file}`);
   const failed = Object.values(body.results).some((p) => 'error' in p || ('verification' in p && !p.verification.ok));
+  return failed ? 1 : 0;
+}
+
+async function runFlashSaleBench(o: Options): Promise<number> {
+  const f = o.flashsale;
+  const { file, body } = await flashSaleBench({
+    modes: o.redenvelope.modes, buyers: f.buyers, stock: f.stock, perUserLimit: f.perUserLimit, storms: f.storms, leadMs: f.leadMs,
+    ...(f.loadWorkers ? { loadWorkers: f.loadWorkers } : {}), store: o.store,
+    gateways: o.distributed.gateways, engineWorkers: o.distributed.engineWorkers,
+    ceiling: { concurrency: o.redenvelope.ceilingConcurrency, durationMs: o.redenvelope.ceilingDurationMs },
+    ...(o.redenvelope.redisUrl ? { redisUrl: o.redenvelope.redisUrl } : {}),
+  }, o.out);
+  console.log(formatFlashSales(body.results));
+  for (const [name, p] of Object.entries(body.results)) {
+    if (!('verification' in p)) continue;
+    for (const [i, s] of (p.storms ?? [p]).entries()) {
+      const v = s.verification;
+      if (!v.ok) console.log(`${name} storm ${i} verification (first ${v.problems.length} of ${v.problemCount}): ${v.problems.join(' | ')}`);
+      if (s.errorSamples.length > 0) console.log(`${name} storm ${i} errors (first ${s.errorSamples.length} of ${s.errors}): ${s.errorSamples.join(' | ')}`);
+    }
+  }
+  for (const [k, v] of Object.entries(body.ratios)) console.log(`${k}: ${v ?? 'not measured'}`);
+  console.log(`results: ${file}`);
+  const failed = Object.values(body.results).some((p) => 'error' in p || ('verified' in p && !p.verified));
   return failed ? 1 : 0;
 }
 
@@ -199,6 +250,7 @@ async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   if (o.scenario === 'distributed') return runDistributedBench(o);
   if (o.scenario === 'redenvelope') return runRedEnvelopeBench(o);
+  if (o.scenario === 'flashsale') return runFlashSaleBench(o);
   const date = new Date();
   const machineAtStart = machine(); // before our own load lifts the load average
   const phases: Record<string, PhaseFigures | PhaseFailure> = {};

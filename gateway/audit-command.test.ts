@@ -1,19 +1,24 @@
-// `lantern audit` as an operator runs it: against an LMDB wallet directory filled through the
-// store (clean, then with an account row corrupted underneath it), against a CQL keyspace on the
-// run's shared Cassandra, and against stores it cannot read.
+// `lantern audit` as an operator runs it: against an LMDB data directory filled through the
+// stores (clean, then with an account row or an order row corrupted underneath them), against a
+// CQL keyspace on the run's shared Cassandra, and against stores it cannot read.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { open } from 'lmdb';
+import { orderTxnId, type Order, type Sale, type SaleStore } from '../engine/sales/ports.ts';
 import type { WalletStore } from '../engine/wallet/ports.ts';
 import { createCqlClient } from '../storage/cql/client.ts';
+import { CqlSaleStore } from '../storage/cql/sale-store.ts';
 import { migrate } from '../storage/cql/schema.ts';
 import { CqlWalletStore } from '../storage/cql/wallet-store.ts';
+import { LmdbSaleStore } from '../storage/lmdb/sale-store.ts';
 import { LmdbWalletStore } from '../storage/lmdb/wallet-store.ts';
+import { uid } from '../storage/contract/fixtures.ts';
 import { T0, walletScene, type WalletScene } from '../storage/contract/wallet-fixtures.ts';
 import { freePort, sharedCassandra } from '../test/support/infra.ts';
 import { runCli } from './cli.ts';
@@ -40,9 +45,43 @@ async function fill(store: WalletStore, s: WalletScene): Promise<void> {
   await store.openTransfer(pending.transfer, pending.txn);
 }
 
-const cleanSummary = (s: WalletScene) => [
-  'checked 9 txns, 7 accounts, 1 envelopes, 2 transfers',
+/**
+ * cat sells 5 lamps at 100 (2 per buyer): amy buys 2 and pays (200 from amy to cat, one more txn,
+ * no new account, the same totals), ben reserves 1.
+ */
+async function fillSale(sales: SaleStore, wallet: WalletStore, s: WalletScene): Promise<{ sale: Sale; paid: Order; reserved: Order }> {
+  const sale: Sale = {
+    id: uid('sale'), merchant: 'cat', conv: uid('conv'), item: 'lamp', price: 100, currency: s.cur, stock: 5,
+    startAt: T0, endAt: T0 + 3600_000, perUserLimit: 2, payWindowMs: 60_000, createdAt: T0, fingerprint: 'lamp',
+  };
+  await sales.createSale(sale);
+  const order = (user: string, quantity: number, at: number): Order => ({
+    id: uid(`o-${user}`), sale: sale.id, user, key: 'k', quantity, amount: quantity * sale.price, currency: s.cur,
+    state: 'reserved', createdAt: at, payBy: at + sale.payWindowMs, fingerprint: `${quantity}`,
+  });
+  const paid = order('amy', 2, T0 + 10);
+  const reserved = order('ben', 1, T0 + 11);
+  await sales.reserve(paid);
+  await sales.reserve(reserved);
+  await sales.transition(paid.id, ['reserved'], 'paying', T0 + 12);
+  await wallet.post({
+    id: orderTxnId(paid.id), kind: 'purchase', currency: s.cur, ref: paid.id, ts: T0 + 12, fingerprint: `${paid.id}:200`,
+    postings: [{ account: s.wallet('amy'), amount: -200 }, { account: s.wallet('cat'), amount: 200 }],
+  });
+  await sales.transition(paid.id, ['paying'], 'paid', T0 + 12);
+  return { sale, paid, reserved };
+}
+
+const cleanSummary = (s: WalletScene, txns = 9) => [
+  `checked ${txns} txns, 7 accounts, 1 envelopes, 2 transfers`,
   `${s.cur} (cents): topped up 15000 = wallets 14880 + escrow 120`,
+  'ok: no problems',
+];
+
+/** The sale part of the output when there is nothing wrong. */
+const cleanSales = (source: string, sales: number, orders: number, txns: number) => [
+  `sale audit of ${source}`,
+  `checked ${sales} sales, ${orders} orders, ${txns} purchase txns`,
   'ok: no problems',
 ];
 
@@ -80,7 +119,10 @@ t.test('LMDB: clean exits 0 with the totals; a corrupted account row exits 1 nam
 
   const clean = await runHere(['audit', '--data-dir', dataDir]);
   t.equal(clean.code, 0, 'exits 0');
-  t.same(clean.stdout.trimEnd().split('\n'), [`wallet audit of lmdb ${path}`, ...cleanSummary(scene)]);
+  // A data directory from before flash sales has no sale store: no sales, and none is created.
+  const salesPath = join(dataDir, 'sales');
+  t.same(clean.stdout.trimEnd().split('\n'), [`wallet audit of lmdb ${path}`, ...cleanSummary(scene), ...cleanSales(`lmdb ${salesPath} (absent: no sales)`, 0, 0, 0)]);
+  t.notOk(existsSync(salesPath), 'the audit did not create a sale store');
   t.equal(clean.stderr, '');
 
   const json = await runHere(['audit', '--json'], { LANTERN_DATA_DIR: dataDir });
@@ -89,6 +131,7 @@ t.test('LMDB: clean exits 0 with the totals; a corrupted account row exits 1 nam
     source: `lmdb ${path}`, ok: true, problems: [],
     totals: { [scene.cur]: { toppedUp: 15_000, wallets: 14_880, escrow: 120 } },
     counts: { txns: 9, accounts: 7, envelopes: 1, transfers: 2 },
+    sales: { source: `lmdb ${salesPath} (absent: no sales)`, ok: true, counts: { sales: 0, orders: 0, txns: 0 } },
   }, '--json prints the report and nothing else');
 
   // A cent appears in ben's account row from nowhere (a bad restore, a bug, a hand edit).
@@ -107,10 +150,53 @@ t.test('LMDB: clean exits 0 with the totals; a corrupted account row exits 1 nam
     'problems:',
     `  u:ben:${scene.cur}: balance is 5431, but its postings sum to 5430 (difference 1)`,
     `  ${scene.cur}: balances sum to 1, expected 0 (topped up 15000, but wallets 14881 + escrow 120 = 15001)`,
+    ...cleanSales(`lmdb ${salesPath} (absent: no sales)`, 0, 0, 0),
   ]);
   const brokenJson = await runHere(['audit', '--data-dir', dataDir, '--json']);
   t.equal(brokenJson.code, 1);
   t.match(JSON.parse(brokenJson.stdout), { ok: false, problems: [/^u:ben:.*balance is 5431/, /balances sum to 1/] });
+});
+
+t.test('LMDB: a sale audits clean with its payment; an order marked paid without one exits 1 naming it', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lantern-audit-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const walletPath = join(dataDir, 'wallet');
+  const salesPath = join(dataDir, 'sales');
+  const scene = walletScene();
+  const wallet = await LmdbWalletStore.open({ path: walletPath });
+  const sales = await LmdbSaleStore.open({ path: salesPath });
+  await fill(wallet, scene);
+  const { sale, reserved } = await fillSale(sales, wallet, scene);
+  await wallet.close();
+  await sales.close();
+
+  const clean = await runHere(['audit', '--data-dir', dataDir]);
+  t.equal(clean.code, 0, 'exits 0');
+  t.same(clean.stdout.trimEnd().split('\n'), [`wallet audit of lmdb ${walletPath}`, ...cleanSummary(scene, 10), ...cleanSales(`lmdb ${salesPath}`, 1, 2, 1)]);
+
+  // ben's order turns paid in the store, its unit counted as sold, and no money moved: a bug, or a bad restore.
+  const root = open({ path: salesPath, maxDbs: 16, encoding: 'msgpack' });
+  const orders = root.openDB<Order, string>('sales.orders', { encoding: 'msgpack' });
+  const rows = root.openDB<{ sale: Sale; sold: number; reserved: number }, string>('sales.sales', { encoding: 'msgpack' });
+  await orders.put(reserved.id, { ...orders.get(reserved.id)!, state: 'paid', settledAt: T0 + 20 });
+  const row = rows.get(sale.id)!;
+  t.same([row.sold, row.reserved], [2, 1], 'the row is what fillSale() says');
+  await rows.put(sale.id, { ...row, sold: 3, reserved: 0 });
+  await root.close();
+
+  const broken = await runBin(['audit', '--data-dir', dataDir]);
+  t.equal(broken.code, 1, 'the process exits 1');
+  t.same(broken.stdout.trimEnd().split('\n'), [
+    `wallet audit of lmdb ${walletPath}`,
+    ...cleanSummary(scene, 10),
+    `sale audit of lmdb ${salesPath}`,
+    'checked 1 sales, 2 orders, 1 purchase txns',
+    'problems:',
+    `  sale ${sale.id} order ${reserved.id} (paid, ben): no payment txn ${orderTxnId(reserved.id)}`,
+  ], 'the wallet is clean; the sale part names the order');
+  const json = await runHere(['audit', '--data-dir', dataDir, '--json']);
+  t.equal(json.code, 1);
+  t.match(JSON.parse(json.stdout), { ok: false, problems: [new RegExp(`order ${reserved.id} \\(paid, ben\\): no payment txn`)], sales: { ok: false } });
 });
 
 t.test('what cannot be audited exits 2 and says why', async (t) => {
@@ -138,7 +224,7 @@ t.test('what cannot be audited exits 2 and says why', async (t) => {
   t.match(setting.stderr, /unknown flag "--colour"/);
 });
 
-t.test('CQL (worker mode settings): a clean keyspace exits 0 with the totals', async (t) => {
+t.test('CQL (worker mode settings): a clean keyspace with a sale exits 0 with the totals', async (t) => {
   const endpoint = await sharedCassandra();
   const client = createCqlClient(endpoint);
   const keyspace = `lantern_audit_${randomBytes(4).toString('hex')}`;
@@ -149,13 +235,17 @@ t.test('CQL (worker mode settings): a clean keyspace exits 0 with the totals', a
   });
   const scene = walletScene();
   const store = await CqlWalletStore.open({ client, keyspace });
+  const sales = await CqlSaleStore.open({ client, keyspace });
   await fill(store, scene);
+  await fillSale(sales, store, scene);
   await store.close();
+  await sales.close();
 
   const points = endpoint.contactPoints.join(',');
   const run = await runHere(['audit'], {
     LANTERN_MODE: 'worker', LANTERN_CQL_CONTACT_POINTS: points, LANTERN_CQL_LOCAL_DC: endpoint.localDataCenter, LANTERN_CQL_KEYSPACE: keyspace,
   });
   t.equal(run.code, 0, 'exits 0');
-  t.same(run.stdout.trimEnd().split('\n'), [`wallet audit of cql keyspace ${keyspace} at ${points}`, ...cleanSummary(scene)]);
+  const source = `cql keyspace ${keyspace} at ${points}`;
+  t.same(run.stdout.trimEnd().split('\n'), [`wallet audit of ${source}`, ...cleanSummary(scene, 10), ...cleanSales(source, 1, 2, 1)]);
 });

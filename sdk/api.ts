@@ -1,7 +1,7 @@
 // One named method per protocol request, so apps need not spell frame types. Each is a thin,
 // typed wrapper over request(); LanternClient supplies request() and send().
 import type {
-  BalanceInfo, ClientMessageKind, ContactInfo, ConversationInfo, EnvelopeInfo, EnvelopeMode, LocationBody, MessageBody,
+  BalanceInfo, BuyResult, ClientMessageKind, OrderInfo, SaleInfo, ContactInfo, ConversationInfo, EnvelopeInfo, EnvelopeMode, LocationBody, MessageBody,
   PresenceInfo, RequestParams, RequestResult, RequestType, TransferInfo,
 } from '../protocol/frames.ts';
 import { LanternClientError } from './errors.ts';
@@ -163,6 +163,43 @@ export abstract class LanternApi {
 
   envelope(envelope: string): Promise<EnvelopeInfo> {
     return this.request('envelope.info', { envelope });
+  }
+
+  // ---------------------------------------------------------------- flash sales
+
+  /**
+   * One purchase attempt, answered: `reserved` (pay `order` before `order.payBy`), `sold_out`,
+   * `limit_reached`, `not_open` or `closed`. A lost reply or a `try_later` (the gateway shedding
+   * load) is sent again with the same key and `retry`, so the server answers from what it decided
+   * before: one tap never reserves twice. Pass your own `key` to retry across app restarts.
+   */
+  async buy(sale: string, quantity: number, opts: { key?: string; maxWaitMs?: number } = {}): Promise<BuyResult> {
+    const { key = randomCid(), maxWaitMs = 30_000 } = opts;
+    const deadline = Date.now() + maxWaitMs;
+    let retry = false;
+    for (;;) {
+      const result = await this.retryUnknown(() => {
+        const attempt = this.request('sale.buy', { sale, quantity, key, ...(retry ? { retry } : {}) });
+        retry = true;
+        return attempt;
+      });
+      if (result.outcome !== 'try_later' || Date.now() >= deadline) return result;
+      await new Promise((resolve) => setTimeout(resolve, result.retryAfterMs ?? 200));
+    }
+  }
+
+  /** Pay a reserved order from the wallet (once, however often it is retried). */
+  payOrder(order: string): Promise<OrderInfo> {
+    return this.retryUnknown(() => this.request('sale.pay', { order }));
+  }
+
+  sale(sale: string): Promise<SaleInfo> {
+    return this.request('sale.info', { sale });
+  }
+
+  /** Your orders, newest first; with `sale`, that sale's orders (its merchant only). */
+  orders(opts: { sale?: string; after?: string; limit?: number } = {}): Promise<RequestResult<'sale.orders'>> {
+    return this.request('sale.orders', opts);
   }
 
   /** Re-run `attempt` (which must be idempotent) while it fails with a retryable error, with a short backoff. */

@@ -49,3 +49,31 @@ t.test('a refusal is not retried; envelope and transfer events are emitted', asy
   t.same(envelopes[0], { conv: 'g', envelope: 'e1', grabs: [{ user: 'bob', amount: 5, ts: 1 }], left: 2 });
   t.same(transfers[0], info);
 });
+
+t.test('buy: a lost reply and a try_later are sent again with the same key and retry set; sale events reach the app', async (t) => {
+  const a = await FakeServer.start();
+  const client = makeClient(a, { requestTimeoutMs: 150 });
+  t.teardown(async () => { await client.close(); await a.stop(); });
+  const sales: unknown[] = [];
+  client.on('sale', (e) => sales.push(e));
+  await client.connect();
+  let seen = 0;
+  a.intercept = (frame, socket) => {
+    if (frame['t'] !== 'sale.buy') return false;
+    seen++;
+    // 1: lost; 2: shed by the gateway; 3: answered.
+    if (seen === 2) a.sendTo(socket, { t: 'res', id: frame['id'], data: { sale: 's1', outcome: 'try_later', retryAfterMs: 20 } });
+    if (seen === 3) {
+      a.sendTo(socket, { t: 'res', id: frame['id'], data: { sale: 's1', outcome: 'sold_out' } });
+      a.sendTo(socket, { t: 'sale', sale: 's1', conv: 'g', state: 'sold_out', remaining: 0, startAt: 1, endAt: 2, ts: 3 });
+    }
+    return true;
+  };
+  t.same(await client.buy('s1', 1), { sale: 's1', outcome: 'sold_out' });
+  const frames = a.framesOfType('sale.buy');
+  t.equal(frames.length, 3, 'sent three times');
+  t.equal(new Set(frames.map((f) => f['key'])).size, 1, 'always with the same key');
+  t.same(frames.map((f) => f['retry'] === true), [false, true, true], 'the first tap plain, the resends marked retry');
+  await until(() => sales.length === 1, 'the sale event');
+  t.same(sales[0], { sale: 's1', conv: 'g', state: 'sold_out', remaining: 0, startAt: 1, endAt: 2, ts: 3 });
+});

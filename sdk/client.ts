@@ -316,6 +316,11 @@ export class LanternClient extends LanternApi {
       case 'transfer':
         this.events.emit('transfer', frame.transfer);
         return;
+      case 'sale': {
+        const { t: _t, ...update } = frame;
+        this.events.emit('sale', update);
+        return;
+      }
     }
   }
 

@@ -60,7 +60,7 @@ interface PendingRequest {
   reject(error: Error): void;
 }
 
-const EVENT_TYPES: ReadonlySet<string> = new Set(['msg', 'receipt', 'typing', 'presence', 'contact', 'lag', 'envelope', 'transfer']);
+const EVENT_TYPES: ReadonlySet<string> = new Set(['msg', 'receipt', 'typing', 'presence', 'contact', 'lag', 'envelope', 'transfer', 'sale']);
 
 export class Connection {
   private readonly ws: WebSocketLike;
@@ -270,6 +270,8 @@ function eventProblem(frame: Record<string, unknown>): string | undefined {
       return typeof frame['user'] === 'string' ? undefined : 'needs user';
     case 'envelope':
       return typeof frame['conv'] === 'string' && typeof frame['envelope'] === 'string' ? undefined : 'needs conv, envelope';
+    case 'sale':
+      return typeof frame['sale'] === 'string' && typeof frame['state'] === 'string' ? undefined : 'needs sale, state';
     case 'transfer': {
       const info = frame['transfer'] as Record<string, unknown> | undefined;
       return typeof info === 'object' && info !== null && typeof info['transfer'] === 'string' ? undefined : 'needs transfer.transfer';

@@ -1,6 +1,6 @@
 // The events LanternClient emits and their payloads.
 import type {
-  ContactEvent, ConversationInfo, EnvelopeEvent, Message, PresenceEvent, ReceiptEvent, TransferInfo, TypingEvent, WelcomeFrame,
+  ContactEvent, ConversationInfo, EnvelopeEvent, Message, PresenceEvent, ReceiptEvent, SaleEvent, TransferInfo, TypingEvent, WelcomeFrame,
 } from '../protocol/frames.ts';
 
 export type Welcome = Omit<WelcomeFrame, 't' | 'id'>;
@@ -9,6 +9,7 @@ export type Typing = Omit<TypingEvent, 't'>;
 export type Presence = Omit<PresenceEvent, 't'>;
 export type ContactChange = Omit<ContactEvent, 't'>;
 export type EnvelopeUpdate = Omit<EnvelopeEvent, 't'>;
+export type SaleUpdate = Omit<SaleEvent, 't'>;
 
 export interface Disconnected {
   /** WebSocket close code (1006 when the socket failed without a close frame). */
@@ -47,6 +48,8 @@ export interface ClientEvents {
   envelope: EnvelopeUpdate;
   /** A transfer you sent or received was accepted or returned. */
   transfer: TransferInfo;
+  /** A flash sale in one of your conversations changed state or stock (coarse, throttled). */
+  sale: SaleUpdate;
   /** A conversation the server reported during sync (new, changed head, or changed epoch). */
   conversation: ConversationInfo;
   /** The user no longer belongs to this conversation; its cursor was dropped. */
