@@ -328,6 +328,9 @@ export class Ledger {
         return change;
       });
       let after = row;
+      // Nothing to write: answer with a row read after the credits were. The two reads above ran in
+      // parallel, so `row` may predate another process's fold whose credit rows were already gone.
+      if (changes.length === 0) after = await this.readAccount(account);
       if (changes.length > 0) {
         const version = (row?.version ?? 0) + 1;
         const pending = JSON.stringify(changes);

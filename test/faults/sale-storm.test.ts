@@ -9,6 +9,10 @@ import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { BuyResult, OrderInfo, SaleInfo } from '../../protocol/frames.ts';
+import { auditWalletAndSales } from '../../engine/sales/audit.ts';
+import { createCqlClient } from '../../storage/cql/client.ts';
+import { CqlSaleStore } from '../../storage/cql/sale-store.ts';
+import { CqlWalletStore } from '../../storage/cql/wallet-store.ts';
 import { until } from '../support/processes.ts';
 import { mintToken, WireClient, WireError } from '../support/wire-client.ts';
 import { startFaultStage } from './traffic.ts';
@@ -64,6 +68,17 @@ t.test('flash-sale storms with faults', async (t) => {
     env: { LANTERN_ADMIN_TOKEN: ADMIN_TOKEN, LANTERN_WALLET_SWEEP_MS: '300', LANTERN_SALE_STATE_THROTTLE_MS: '100', LANTERN_RATE_PER_SEC: '1000', LANTERN_RATE_BURST: '1000' },
   });
   const { cluster, redis, secret } = stage;
+  const cql = createCqlClient({ contactPoints: stage.cassandra.contactPoints, localDataCenter: stage.cassandra.localDataCenter });
+  await cql.connect();
+  const walletStore = await CqlWalletStore.open({ client: cql, keyspace: stage.keyspace });
+  const saleStore = await CqlSaleStore.open({ client: cql, keyspace: stage.keyspace });
+  t.teardown(async () => { await saleStore.close(); await walletStore.close(); await cql.shutdown(); });
+  /** `npx lantern audit`'s checks, on the cluster's keyspace. */
+  const audit = async (t: Test): Promise<void> => {
+    const report = await auditWalletAndSales(walletStore, saleStore);
+    t.same([...report.wallet.problems, ...report.sales.problems], [], 'the ledger and sale audit finds no problem');
+    t.ok(report.wallet.ok && report.sales.ok, 'the audit passes');
+  };
   const workers = [cluster.worker('worker-0'), cluster.worker('worker-1')];
   const gateways = [cluster.gateway('gateway-A'), cluster.gateway('gateway-B')];
   await Promise.all([...workers, ...gateways].map((p) => p.start()));
@@ -151,6 +166,7 @@ t.test('flash-sale storms with faults', async (t) => {
     const attempts = await storm;
     const stored = await check(t, sale, attempts);
     t.equal(stored.length, STOCK, `exactly ${STOCK} reserved: no unit lost with the worker`);
+    await audit(t);
     await workers[0]!.start();
   });
 
@@ -170,6 +186,7 @@ t.test('flash-sale storms with faults', async (t) => {
     const attempts = [...await wave1, ...await wave2];
     const stored = await check(t, sale, attempts);
     t.equal(stored.length, STOCK, `exactly ${STOCK} reserved`);
+    await audit(t);
   });
 
   t.test('reservations expire unpaid while the storm runs: their units go to later buyers', async (t) => {
@@ -198,5 +215,6 @@ t.test('flash-sale storms with faults', async (t) => {
     t.ok(expired > 0, `${expired} reservations expired during the storm`);
     t.ok(stored.length > STOCK, `${stored.length} orders for ${STOCK} units: units that came back were reserved again by later buyers`);
     t.equal(stored.filter((o) => o.state === 'paid').length, paid.length, 'every paid order is paid, once');
+    await audit(t);
   });
 });

@@ -6,7 +6,7 @@ import type { Test } from 'tap';
 import { WebSocket } from 'ws';
 import { LanternClient, LanternClientError, type ClientErrorEvent, type Message, type SendResult } from '../../sdk/index.ts';
 import { randomBytes } from 'node:crypto';
-import { sharedCassandra, startNats, startRedis, type TestService } from '../support/infra.ts';
+import { sharedCassandra, startNats, startRedis, type CassandraEndpoint, type TestService } from '../support/infra.ts';
 import { freshKeyspace, ProcessCluster, until, type ClusterSettings } from '../support/processes.ts';
 import { mintToken } from '../support/wire-client.ts';
 
@@ -168,6 +168,9 @@ export interface FaultStage {
   cluster: ProcessCluster;
   secret: string;
   devices: TestDevice[];
+  /** Where the cluster's data is: for tests that read the stores directly (the audit). */
+  cassandra: CassandraEndpoint;
+  keyspace: string;
 }
 
 /** Starts the infrastructure for `t` (no processes yet) and tears it all down after it, devices first. */
@@ -187,5 +190,5 @@ export async function startFaultStage(t: Test, settings: Omit<ClusterSettings, '
     await redis.close();
   });
   t.teardown(() => cluster.reportIfFailed(t));
-  return { nats, redis, cluster, secret, devices };
+  return { nats, redis, cluster, secret, devices, cassandra, keyspace: ks.keyspace };
 }
