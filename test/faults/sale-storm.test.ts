@@ -76,7 +76,7 @@ t.test('flash-sale storms with faults', async (t) => {
   /** `npx lantern audit`'s checks, on the cluster's keyspace. */
   const audit = async (t: Test): Promise<void> => {
     const report = await auditWalletAndSales(walletStore, saleStore);
-    t.same([...report.wallet.problems, ...report.sales.problems], [], 'the ledger and sale audit finds no problem');
+    t.same([...report.wallet.problems, ...report.sales.problems].slice(0, 20), [], 'the ledger and sale audit finds no problem');
     t.ok(report.wallet.ok && report.sales.ok, 'the audit passes');
   };
   const workers = [cluster.worker('worker-0'), cluster.worker('worker-1')];
@@ -107,10 +107,10 @@ t.test('flash-sale storms with faults', async (t) => {
   const { conv } = await merchant.req('group.create', { title: 'acme store', members: ['b0'] });
 
   let sales = 0;
-  async function newSale(payWindowMs = 600_000): Promise<string> {
+  async function newSale(payWindowMs = 600_000, stock = STOCK): Promise<string> {
     const startAt = Date.now() + 800;
     const created = await admin('/admin/sales', {
-      merchant: 'acme', conv, item: `phone #${++sales}`, price: 1_000, stock: STOCK, perUserLimit: 1,
+      merchant: 'acme', conv, item: `phone #${++sales}`, price: 1_000, stock, perUserLimit: 1,
       startAt, endAt: startAt + 3600_000, payWindowMs, key: `sale-${sales}`,
     });
     await sleep(Math.max(0, startAt - Date.now()));
@@ -128,7 +128,7 @@ t.test('flash-sale storms with faults', async (t) => {
   }
 
   /** What a buyer and the merchant can check after a storm. */
-  async function check(t: Test, sale: string, attempts: readonly Attempt[]): Promise<OrderInfo[]> {
+  async function check(t: Test, sale: string, attempts: readonly Attempt[], stock = STOCK): Promise<OrderInfo[]> {
     t.same(attempts.filter((a) => a.failure).map((a) => `${a.user}: ${a.failure}`), [], 'every buyer got an answer');
     const told = new Map<string, BuyResult>();
     for (const a of attempts) {
@@ -142,7 +142,7 @@ t.test('flash-sale storms with faults', async (t) => {
     for (const o of stored) byUser.set(o.user, [...(byUser.get(o.user) ?? []), o]);
     t.same([...byUser].filter(([, os]) => os.length > 1).map(([u]) => u), [], 'nobody holds two orders');
     const held = stored.filter((o) => o.state !== 'expired');
-    t.ok(held.reduce((s, o) => s + o.quantity, 0) <= STOCK, `never more units held (${held.length}) than the stock (${STOCK})`);
+    t.ok(held.reduce((s, o) => s + o.quantity, 0) <= stock, `never more units held (${held.length}) than the stock (${stock})`);
     const toldUsers = [...told.keys()].sort();
     const toldOrders = [...told.values()].map((r) => r.order!.order).sort();
     const storedIds = new Set(stored.map((o) => o.order));
@@ -150,42 +150,60 @@ t.test('flash-sale storms with faults', async (t) => {
     const quiet = stored.filter((o) => !told.has(o.user)).map((o) => o.user);
     t.same(quiet, [], 'every stored order was answered to its buyer as reserved');
     const info = await merchant.req('sale.info', { sale }) as SaleInfo;
-    t.equal(info.sold + info.reserved + info.remaining, STOCK, 'stock == sold + reserved + remaining');
+    t.equal(info.sold + info.reserved + info.remaining, stock, 'stock == sold + reserved + remaining');
     t.equal(info.reserved + info.sold, held.length, 'the counts agree with the orders');
     t.comment(`${toldUsers.length} reserved; ${attempts.filter((a) => a.retries.length > 0).length} buyers retried`);
     return stored;
   }
 
   t.test('kill -9 a worker mid-storm: retried attempts get answers, exactly the stock is reserved', async (t) => {
-    const sale = await newSale();
+    // A stock a third of the buyers can get, and taps spread over 3 s as people open the card: the
+    // workers are busy admitting when one of them dies.
+    const stock = 400;
+    const sale = await newSale(600_000, stock);
     let answered = 0;
-    const storm = Promise.all(buyers.map((b) => buyUntilAnswered(b, sale, 'k1').finally(() => { answered++; })));
-    await until(() => answered >= 20, 'the storm to be under way', 20_000, 2);
+    const storm = Promise.all(buyers.map(async (b) => {
+      await sleep(Math.random() * 3_000);
+      return buyUntilAnswered(b, sale, 'k1').finally(() => { answered++; });
+    }));
+    await until(() => answered >= 50, 'the storm to be under way', 20_000, 2);
+    const unanswered = BUYERS - answered;
     t.equal(await workers[0]!.kill('SIGKILL'), null, 'worker-0 killed with SIGKILL');
-    t.ok(answered < BUYERS, `${BUYERS - answered} attempts unanswered when the worker died`);
+    t.ok(unanswered > 0, `${unanswered} attempts unanswered when the worker died`);
     const attempts = await storm;
-    const stored = await check(t, sale, attempts);
-    t.equal(stored.length, STOCK, `exactly ${STOCK} reserved: no unit lost with the worker`);
+    const stored = await check(t, sale, attempts, stock);
+    t.equal(stored.length, stock, `exactly ${stock} reserved: no unit lost with the worker`);
     await audit(t);
     await workers[0]!.start();
   });
 
   t.test('redis restarts empty mid-storm: the gate is rebuilt from the store, nothing oversold', async (t) => {
-    const sale = await newSale();
+    // Enough stock that the sale is still selling when redis-server stops.
+    const stock = 300;
+    const sale = await newSale(600_000, stock);
     const first = buyers.filter((_, i) => i % 3 === 0);
     const rest = buyers.filter((_, i) => i % 3 !== 0);
     let answered = 0;
-    const wave1 = Promise.all(first.map((b) => buyUntilAnswered(b, sale, 'k2').finally(() => { answered++; })));
+    // The first wave taps over 2 s; redis-server stops while it runs and comes back empty.
+    const wave1 = Promise.all(first.map(async (b) => {
+      await sleep(Math.random() * 2_000);
+      return buyUntilAnswered(b, sale, 'k2').finally(() => { answered++; });
+    }));
     await until(() => answered >= 10, 'the first wave to be under way', 20_000, 2);
+    const unanswered = first.length - answered;
     await redis.stop();
     await redis.start();
     const flush = new Redis(redis.url);
     t.teardown(() => flush.disconnect());
     await flush.flushall();
+    const flushedAt = Date.now();
+    t.ok(unanswered > 0, `${unanswered} attempts of the first wave unanswered when redis-server stopped`);
     const wave2 = Promise.all(rest.map((b) => buyUntilAnswered(b, sale, 'k2')));
     const attempts = [...await wave1, ...await wave2];
-    const stored = await check(t, sale, attempts);
-    t.equal(stored.length, STOCK, `exactly ${STOCK} reserved`);
+    const stored = await check(t, sale, attempts, stock);
+    t.equal(stored.length, stock, `exactly ${stock} reserved`);
+    const after = stored.filter((o) => o.createdAt > flushedAt).length;
+    t.ok(after > 0, `${after} reservations made after redis came back empty: the gate was rebuilt from the store`);
     await audit(t);
   });
 
@@ -198,18 +216,22 @@ t.test('flash-sale storms with faults', async (t) => {
     const paid: string[] = [];
     for (let w = 0; w < 6; w++) {
       const wave = buyers.slice(w * 200, (w + 1) * 200);
-      const attempts = await Promise.all(wave.map((b) => buyUntilAnswered(b, sale, 'k3')));
-      waves.push(...attempts);
-      for (const a of attempts) {
+      // Winners among the first 40 buyers (they have money) pay at once, as a user would.
+      const attempts = await Promise.all(wave.map(async (b) => {
+        const a = await buyUntilAnswered(b, sale, 'k3');
         const r = final(a);
-        const b = buyers.find((x) => x.user === a.user)!;
-        if (r?.outcome === 'reserved' && Number(a.user.slice(1)) < 40 && paid.length < STOCK / 2) {
-          await b.client.req('sale.pay', { order: r.order!.order });
-          paid.push(a.user);
+        if (r?.outcome === 'reserved' && Number(b.user.slice(1)) < 40) {
+          const order = await b.client.req('sale.pay', { order: r.order!.order }).catch((err: unknown) => err);
+          if (!(order instanceof Error)) paid.push(b.user);
+          else if (!(order instanceof WireError && order.error === 'order_expired')) throw order;
         }
-      }
+        return a;
+      }));
+      waves.push(...attempts);
       await sleep(700);
     }
+    // Quiet: every unpaid reservation has passed its deadline and been swept.
+    await sleep(2_000 + 1_500);
     const stored = await check(t, sale, waves);
     const expired = stored.filter((o) => o.state === 'expired').length;
     t.ok(expired > 0, `${expired} reservations expired during the storm`);
