@@ -30,7 +30,7 @@ export interface ChatEngineDeps {
   /** Wallet, transfers and red envelopes (absent: those requests answer not_found). */
   wallet?: { store: WalletStore; decider: GrabDecider; random?: RandomInt };
   /** Flash sales (needs the wallet; absent: sale requests answer not_found). */
-  sales?: { store: SaleStore; gate: StockGate; signals: SaleSignals };
+  sales?: { store: SaleStore; gate: StockGate; signals: SaleSignals; attemptLimiter?: RateLimiter };
   settings?: Partial<EngineSettings>;
   clock?: Clock;
   log?: Logger;
@@ -65,6 +65,7 @@ export function createChatEngine(deps: ChatEngineDeps): Engine {
   };
   const saleService = deps.sales && deps.wallet && new Sales({
     store: deps.sales.store, gate: deps.sales.gate, signals: deps.sales.signals, wallet: deps.wallet.store,
+    ...(deps.sales.attemptLimiter ? { attemptLimit: new SendLimit(deps.sales.attemptLimiter, log, clock, 'purchase attempts') } : {}),
     messaging, cache, delivery, settings, clock, log,
   });
   const sales = (): Sales => {

@@ -22,7 +22,8 @@ export function systemMessage(conv: string, seq: number, ts: number, body: Syste
  */
 export class SendLimit {
   private lastWarning = 0;
-  constructor(private readonly limiter: RateLimiter, private readonly log: Logger, private readonly clock: Clock) {}
+  /** `what` names what is limited, in the error (`messages`, `purchase attempts`). */
+  constructor(private readonly limiter: RateLimiter, private readonly log: Logger, private readonly clock: Clock, private readonly what = 'messages') {}
 
   async check(user: string): Promise<void> {
     let wait: number;
@@ -32,12 +33,12 @@ export class SendLimit {
       const now = this.clock.now();
       if (now - this.lastWarning > 10_000) {
         this.lastWarning = now;
-        this.log.warn({ err }, 'per-user send limit unavailable: sends are not limited per user until it returns');
+        this.log.warn({ err, what: this.what }, 'per-user limit unavailable: not limited per user until it returns');
       }
       return;
     }
     if (wait > 0) {
-      throw new LanternError('rate_limited', `more than ${this.limiter.ratePerSec} messages/s from this user (burst ${this.limiter.burst})`, { retryAfterMs: wait });
+      throw new LanternError('rate_limited', `more than ${this.limiter.ratePerSec} ${this.what}/s from this user (burst ${this.limiter.burst})`, { retryAfterMs: wait });
     }
   }
 }

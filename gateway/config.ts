@@ -37,6 +37,8 @@ export interface Settings extends FrameLimits, EngineSettings {
   readonly walletSweepMs: number;
   readonly saleMaxInflight: number;
   readonly saleTryLaterMs: number;
+  readonly saleUserAttemptsPerSec: number;
+  readonly saleUserAttemptBurst: number;
   readonly jwtPublicKey: string | undefined;
   readonly jwtAudience: string;
   readonly jwtClockToleranceSec: number;
@@ -127,6 +129,8 @@ export const SETTINGS_SCHEMA: { readonly [K in keyof Settings]-?: SettingSpec<Se
   adminToken: { default: undefined, doc: 'Bearer token of the admin HTTP API (POST /admin/wallet/topup); unset = the admin API is off. At least 32 characters.', parse: optional(text(32)) },
   walletSweepMs: { default: 5_000, doc: 'How often the engine refunds expired red envelopes, returns expired transfers and expires unpaid flash-sale orders, in ms.', parse: int(100, 3_600_000) },
   saleMaxInflight: { default: 2_000, doc: 'Purchase attempts (`sale.buy`) one gateway may have at the workers at once; above it attempts are answered `try_later` at once instead of queueing.', parse: int(1, 1_000_000) },
+  saleUserAttemptsPerSec: { default: 5, doc: 'Purchase attempts (`sale.buy`) that reach a worker per user per second, across all their devices and gateways (token bucket; Redis in worker mode); above it `rate_limited` with retryAfterMs.', parse: int(1, 100_000) },
+  saleUserAttemptBurst: { default: 10, doc: 'Burst of the per-user purchase attempt limit.', parse: int(1, 100_000) },
   saleTryLaterMs: { default: 200, doc: 'retryAfterMs of a `try_later` purchase answer, in ms.', parse: int(1, 60_000) },
   jwtSecret: { default: undefined, doc: 'HS256 shared secret for tokens (>= 32 chars); unset with no public key = dev secret in dataDir.', parse: optional(text(32)) },
   jwtPublicKey: { default: undefined, doc: 'Ed25519 public key (PEM or JWK JSON) accepting EdDSA tokens.', parse: optional(ed25519PublicKey) },

@@ -86,7 +86,10 @@ export async function startLantern(overrides: Partial<Settings> = {}, options: S
         // In one process the decider is a map in memory; it is rebuilt from the store's claims after a restart.
         wallet: { store: walletStore, decider: new MemoryGrabDecider() },
         // The gate is a map in memory too, rebuilt from the store's orders after a restart.
-        sales: { store: saleStore, gate: new MemoryStockGate(), signals: board },
+        sales: {
+          store: saleStore, gate: new MemoryStockGate(), signals: board,
+          attemptLimiter: new MemoryRateLimiter({ ratePerSec: settings.saleUserAttemptsPerSec, burst: settings.saleUserAttemptBurst }),
+        },
         presence: new MemoryPresenceRegistry(),
         delivery: gateway.delivery,
         sendLimiter: new MemoryRateLimiter({ ratePerSec: settings.userSendRatePerSec, burst: settings.userSendBurst }),

@@ -72,6 +72,9 @@ export async function startWorker(overrides: Partial<Settings> = {}, options: Wo
         store: saleStore,
         gate: new RedisStockGate(redis, { keyPrefix: `lantern:${settings.cqlKeyspace}:` }),
         signals: { publish: (event) => bus.publish(SALE_SIGNALS_SUBJECT, encodeFrame(event)) },
+        attemptLimiter: new RedisRateLimiter(redis, {
+          keyPrefix: `lantern:${settings.cqlKeyspace}:`, name: 'sale', ratePerSec: settings.saleUserAttemptsPerSec, burst: settings.saleUserAttemptBurst,
+        }),
       },
       settings: engineSettingsOf(settings),
       log,

@@ -186,6 +186,24 @@ for (const mode of testModes()) {
       t.same([info.reserved, info.sold, info.remaining], [1, 0, 0]);
     });
 
+    t.test('a flood of attempts from one user is rate limited across their devices; others are unaffected', async (t) => {
+      const { merchant, conv, fans } = await shop('flood', ['calm']);
+      const created = await admin(d, '/admin/sales', saleBody(merchant.welcome.user, conv, { stock: 1_000, perUserLimit: 100 }));
+      const sale = created.json['sale'] as string;
+      const flooder = `flooder-${tag}`;
+      const devices = await Promise.all([d.connect(flooder, 'phone'), d.connect(flooder, 'pad')]);
+      const results = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+        devices[i % 2]!.req('sale.buy', { sale, quantity: 1, key: `f${i}` }).then((r) => r.outcome as string, (e: unknown) => (e instanceof WireError ? e.error : 'other'))));
+      const limited = results.filter((r) => r === 'rate_limited').length;
+      const reserved = results.filter((r) => r === 'reserved').length;
+      t.ok(limited >= 40, `${limited} of 60 attempts refused with rate_limited (saleUserAttemptBurst 10, 5/s)`);
+      t.ok(reserved <= 20, `${reserved} reserved: the flood did not get through`);
+      t.equal(results.filter((r) => r !== 'reserved' && r !== 'rate_limited').length, 0, 'every other attempt was a reservation');
+      const calm = await fans[0]!.req('sale.buy', { sale, quantity: 1, key: 'calm' });
+      t.equal(calm.outcome, 'reserved', 'another buyer is not slowed down by the flood');
+      for (const c of devices) await c.close();
+    });
+
     t.test('bad attempts get clear answers', async (t) => {
       const { merchant, conv, fans } = await shop('bad', ['b1']);
       const [buyer] = fans;

@@ -8,7 +8,7 @@ import { LanternError } from '../../protocol/errors.ts';
 import type { AdminRequestMap, BuyResult, OrderInfo, RequestParams, RequestResult, SaleEvent, SaleInfo, SaleState } from '../../protocol/frames.ts';
 import type { DeviceSession, EngineSettings } from '../api.ts';
 import type { ConversationCache } from '../conversation-state.ts';
-import type { Messaging } from '../messaging.ts';
+import type { Messaging, SendLimit } from '../messaging.ts';
 import type { Clock, Delivery, Logger } from '../ports.ts';
 import { currencyOf, derivedId, fingerprint, requireCents, requireText } from '../wallet/money.ts';
 import { InsufficientFundsError, walletAccount, type LedgerTxn, type WalletStore } from '../wallet/ports.ts';
@@ -39,6 +39,8 @@ export interface SalesDeps {
   cache: ConversationCache;
   delivery: Delivery;
   signals: SaleSignals;
+  /** Purchase attempts per user across all their devices and gateways (absent: no per-user limit). */
+  attemptLimit?: SendLimit;
   settings: EngineSettings;
   clock: Clock;
   log: Logger;
@@ -137,6 +139,8 @@ export class Sales {
     if (p.quantity > sale.perUserLimit) {
       throw new LanternError('invalid_field', `quantity ${p.quantity} is above this sale's limit of ${sale.perUserLimit} per buyer`, { field: 'quantity' });
     }
+    // A flood from one user is refused before it costs the gate anything; others are unaffected.
+    await this.d.attemptLimit?.check(who.user);
     const now = this.d.clock.now();
     const order: Order = {
       id: derivedId('o', who.user, `${sale.id}\u0000${p.key}`), sale: sale.id, user: who.user, key: p.key,
