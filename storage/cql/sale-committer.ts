@@ -25,7 +25,7 @@ import {
   SaleKeyReusedError,
   type Applied, type Order, type OrderState, type ReserveResult, type Sale,
 } from '../../engine/sales/ports.ts';
-import { moved, unitsMoved } from '../memory/sale-store.ts';
+import { moved, unitsMoved } from '../sale-rules.ts';
 import { toStoreError } from './client.ts';
 import { num } from './rows.ts';
 import { listingKey, orderBody, orderOf } from './sale-rows.ts';

@@ -11,7 +11,7 @@
 // one still trying rewrites its rows before each batch once they are that old, sale-committer.ts).
 import type { Client, QueryOptions, types } from 'cassandra-driver';
 import type { Order, OrderPage } from '../../engine/sales/ports.ts';
-import { isOpen } from '../memory/sale-store.ts';
+import { isOpen } from '../sale-rules.ts';
 import { num } from './rows.ts';
 import type { SaleStatements } from './sale-statements.ts';
 import { HOUR_MS, hourOf } from './wallet-rows.ts';

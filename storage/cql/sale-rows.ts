@@ -2,7 +2,7 @@
 // Pure functions, no I/O.
 import type { types } from 'cassandra-driver';
 import type { Order, OrderState, Sale, SaleRecord } from '../../engine/sales/ports.ts';
-import { saleCounts } from '../memory/sale-store.ts';
+import { saleCounts } from '../sale-rules.ts';
 import { num } from './rows.ts';
 
 type Row = types.Row;

@@ -26,7 +26,7 @@ import {
   SaleKeyReusedError,
   type Applied, type Order, type OrderPage, type OrderState, type ReserveResult, type Sale, type SaleRecord, type SaleStore,
 } from '../../engine/sales/ports.ts';
-import { checkNewOrder, checkOrderFitsSale, checkSale, checkTransition } from '../memory/sale-store.ts';
+import { checkNewOrder, checkOrderFitsSale, checkSale, checkTransition } from '../sale-rules.ts';
 import { toStoreError } from './client.ts';
 import { SaleCommitter } from './sale-committer.ts';
 import { SaleIndexes } from './sale-indexes.ts';

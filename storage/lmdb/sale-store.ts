@@ -25,7 +25,7 @@ import {
 } from '../../engine/sales/ports.ts';
 import {
   checkNewOrder, checkOrderFitsSale, checkSale, checkTransition, isOpen, moved, saleCounts, unitsMoved,
-} from '../memory/sale-store.ts';
+} from '../sale-rules.ts';
 
 /** Sorts after every string and number element: [prefix, END] closes a prefix range. */
 const END = new Uint8Array([0xff]);
