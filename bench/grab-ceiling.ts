@@ -11,7 +11,8 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { RedisGrabDecider } from '../storage/redis/grab-decider.ts';
-import { LatencyHistogram } from './loadgen/histogram.ts';
+import { timedCalls, timedRounds } from './ceiling-rounds.ts';
+import type { LatencyHistogram } from './loadgen/histogram.ts';
 
 export interface GrabCeilingOptions {
   redisUrl: string;
@@ -59,21 +60,12 @@ export async function measureGrabCeiling(options: GrabCeilingOptions): Promise<G
     await Promise.all(ids.map((id) => decider.load({ id, count: shares, expiresAt }, [])));
     const handed = ids.map((): number[] => []);
     // Task k: envelope k % envelopes, grabber ⌊k / envelopes⌋, so in-flight calls spread over every envelope.
-    const tasks = envelopes * grabbers;
-    let next = 0;
-    const caller = async (): Promise<void> => {
-      for (let k = next++; k < tasks; k = next++) {
-        const e = k % envelopes;
-        const start = performance.now();
-        const decision = await decider.decide(ids[e]!, `g${Math.floor(k / envelopes)}`, Date.now());
-        histogram.record(performance.now() - start);
-        if (decision.outcome === 'share') handed[e]!.push(decision.index);
-        else if (decision.outcome !== 'empty') result.unexpected++;
-      }
-    };
-    const started = performance.now();
-    await Promise.all(Array.from({ length: Math.min(concurrency, tasks) }, caller));
-    const elapsed = performance.now() - started;
+    const elapsed = await timedCalls(envelopes * grabbers, concurrency, histogram, async (k) => {
+      const e = k % envelopes;
+      const decision = await decider.decide(ids[e]!, `g${Math.floor(k / envelopes)}`, Date.now());
+      if (decision.outcome === 'share') handed[e]!.push(decision.index);
+      else if (decision.outcome !== 'empty') result.unexpected++;
+    });
     const expected = Math.min(shares, grabbers);
     for (const indices of handed) {
       const inRange = indices.every((i) => i >= 0 && i < shares);
@@ -84,21 +76,11 @@ export async function measureGrabCeiling(options: GrabCeilingOptions): Promise<G
     return elapsed;
   };
 
-  const histogram = new LatencyHistogram();
-  let decideMs = 0;
   try {
-    await round(new LatencyHistogram()); // warm-up (JIT, script load, connection): checked, not timed
-    while (decideMs < durationMs) {
-      decideMs += await round(histogram);
-      result.ops += envelopes * grabbers;
-      result.rounds++;
-    }
+    Object.assign(result, await timedRounds(round, envelopes * grabbers, durationMs));
   } finally {
     client.disconnect();
   }
-  result.decisionsPerSec = Math.round(result.ops / (decideMs / 1000));
-  result.p50Ms = histogram.percentile(50);
-  result.p99Ms = histogram.percentile(99);
   return result;
 }
 

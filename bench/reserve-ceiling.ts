@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { RedisStockGate } from '../storage/redis/stock-gate.ts';
-import { LatencyHistogram } from './loadgen/histogram.ts';
+import { timedCalls, timedRounds } from './ceiling-rounds.ts';
+import type { LatencyHistogram } from './loadgen/histogram.ts';
 
 export interface ReserveCeilingOptions {
   redisUrl: string;
@@ -66,23 +67,14 @@ export async function measureReserveCeiling(options: ReserveCeilingOptions): Pro
     await Promise.all(ids.map((id) => gate.load({ id, ...sale }, { taken: 0, users: [], pending: [] })));
     const admitted = ids.map(() => 0);
     // Task k: sale k % sales, buyer ⌊k / sales⌋, so in-flight calls spread over every sale.
-    const tasks = sales * buyers;
-    let next = 0;
-    const caller = async (): Promise<void> => {
-      for (let k = next++; k < tasks; k = next++) {
-        const s = k % sales;
-        const buyer = `b${Math.floor(k / sales)}`;
-        const start = performance.now();
-        const at = Date.now();
-        const decision = await gate.decide(ids[s]!, { order: `o-${buyer}`, user: buyer, units: 1, now: at, payBy: at + 60_000 });
-        histogram.record(performance.now() - start);
-        if (decision.outcome === 'admit') admitted[s]!++;
-        else if (decision.outcome !== 'sold_out') result.unexpected++;
-      }
-    };
-    const started = performance.now();
-    await Promise.all(Array.from({ length: Math.min(concurrency, tasks) }, caller));
-    const elapsed = performance.now() - started;
+    const elapsed = await timedCalls(sales * buyers, concurrency, histogram, async (k) => {
+      const s = k % sales;
+      const buyer = `b${Math.floor(k / sales)}`;
+      const at = Date.now();
+      const decision = await gate.decide(ids[s]!, { order: `o-${buyer}`, user: buyer, units: 1, now: at, payBy: at + 60_000 });
+      if (decision.outcome === 'admit') admitted[s]!++;
+      else if (decision.outcome !== 'sold_out') result.unexpected++;
+    });
     const remaining = await Promise.all(ids.map((id) => gate.remaining(id)));
     admitted.forEach((count, s) => {
       if (count > stock) result.oversold++;
@@ -94,21 +86,11 @@ export async function measureReserveCeiling(options: ReserveCeilingOptions): Pro
     return elapsed;
   };
 
-  const histogram = new LatencyHistogram();
-  let decideMs = 0;
   try {
-    await round(new LatencyHistogram()); // warm-up (JIT, script load, connection): checked, not timed
-    while (decideMs < durationMs) {
-      decideMs += await round(histogram);
-      result.ops += sales * buyers;
-      result.rounds++;
-    }
+    Object.assign(result, await timedRounds(round, sales * buyers, durationMs));
   } finally {
     client.disconnect();
   }
-  result.decisionsPerSec = Math.round(result.ops / (decideMs / 1000));
-  result.p50Ms = histogram.percentile(50);
-  result.p99Ms = histogram.percentile(99);
   return result;
 }
 
