@@ -38,7 +38,7 @@ import {
   type ChatStore, type ContactEdge, type ConversationCommit, type Membership, type StoredConversation,
 } from '../../engine/ports.ts';
 import { validateCommit, validateCursor } from '../commit-rules.ts';
-import { toStoreError } from './client.ts';
+import { toStoreError, assertOpen, guarded } from './client.ts';
 import { assertKeyspaceName } from './schema.ts';
 import { Statements } from './statements.ts';
 import {
@@ -385,16 +385,11 @@ export class CqlChatStore implements ChatStore {
   }
 
   private assertOpen(what: string): void {
-    if (this.closed) throw new StoreUnavailableError(`cql: ${what} on a closed store`);
+    assertOpen(this.closed, what);
   }
 
-  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    this.assertOpen(what);
-    try {
-      return await fn();
-    } catch (error) {
-      throw error instanceof StoreUnavailableError ? error : toStoreError(error, what);
-    }
+  private guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return guarded(this.closed, what, fn);
   }
 }
 

@@ -60,6 +60,21 @@ export function toStoreError(error: unknown, what: string): Error {
   return new StoreUnavailableError(`cql: ${what} failed${detail}: ${(error as Error).message}`, { cause: error });
 }
 
+/** Refuses a call on a closed store, the same way in every CQL store. */
+export function assertOpen(closed: boolean, what: string): void {
+  if (closed) throw new StoreUnavailableError(`cql: ${what} on a closed store`);
+}
+
+/** Runs one store call: refused when closed, driver errors become StoreUnavailableError. */
+export async function guarded<T>(closed: boolean, what: string, fn: () => Promise<T>): Promise<T> {
+  assertOpen(closed, what);
+  try {
+    return await fn();
+  } catch (error) {
+    throw error instanceof StoreUnavailableError ? error : toStoreError(error, what);
+  }
+}
+
 function isDriverError(error: unknown): boolean {
   return error instanceof cassandra.errors.DriverError;
 }

@@ -27,7 +27,7 @@ import {
   type Applied, type Order, type OrderPage, type OrderState, type ReserveResult, type Sale, type SaleRecord, type SaleStore,
 } from '../../engine/sales/ports.ts';
 import { checkNewOrder, checkOrderFitsSale, checkSale, checkTransition } from '../sale-rules.ts';
-import { toStoreError } from './client.ts';
+import { toStoreError, assertOpen, guarded } from './client.ts';
 import { SaleCommitter } from './sale-committer.ts';
 import { SaleIndexes } from './sale-indexes.ts';
 import { listedId, listingKey, orderOf, recordOf, toStoredSale } from './sale-rows.ts';
@@ -270,15 +270,10 @@ export class CqlSaleStore implements SaleStore {
   }
 
   private assertOpen(what: string): void {
-    if (this.closed) throw new StoreUnavailableError(`cql: ${what} on a closed store`);
+    assertOpen(this.closed, what);
   }
 
-  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    this.assertOpen(what);
-    try {
-      return await fn();
-    } catch (error) {
-      throw error instanceof StoreUnavailableError ? error : toStoreError(error, what);
-    }
+  private guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return guarded(this.closed, what, fn);
   }
 }

@@ -65,7 +65,7 @@ import {
   refundTxn, settleTxn, transferAccount, walletAccount,
   type Applied, type Claim, type Envelope, type EnvelopeRecord, type LedgerEntry, type LedgerTxn, type Transfer, type WalletStore,
 } from '../../engine/wallet/ports.ts';
-import { toStoreError } from './client.ts';
+import { toStoreError, assertOpen, guarded } from './client.ts';
 import { num } from './rows.ts';
 import { assertKeyspaceName } from './schema.ts';
 import { ClaimCommitter } from './wallet-claims.ts';
@@ -608,16 +608,11 @@ export class CqlWalletStore implements WalletStore {
   }
 
   private assertOpen(what: string): void {
-    if (this.closed) throw new StoreUnavailableError(`cql: ${what} on a closed store`);
+    assertOpen(this.closed, what);
   }
 
-  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    this.assertOpen(what);
-    try {
-      return await fn();
-    } catch (error) {
-      throw error instanceof StoreUnavailableError ? error : toStoreError(error, what);
-    }
+  private guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return guarded(this.closed, what, fn);
   }
 }
 
