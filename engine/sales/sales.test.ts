@@ -128,3 +128,15 @@ t.test('state events: sold out at once, reopened when a reservation expires', as
   await new Promise((r) => setTimeout(r, 50));
   t.same([signals.at(-1)!.state, signals.at(-1)!.remaining], ['open', 1], 'the expired unit reopens the sale');
 });
+
+t.test('after the gate is lost, a resent key of a paid order at its limit gets the order back, not limit_reached', async (t) => {
+  const { h, gate, create, topup } = shop();
+  const sale = await create({ stock: 3, perUserLimit: 1 });
+  await topup('a', 1_000);
+  const first = (await h.as('a').req('sale.buy', { sale: sale.sale, quantity: 1, key: 'x' })).order!;
+  await h.as('a').req('sale.pay', { order: first.order });
+  gate.lose();
+  const again = await h.as('a').req('sale.buy', { sale: sale.sale, quantity: 1, key: 'x', retry: true });
+  t.same([again.outcome, again.duplicate, again.order?.order, again.order?.state], ['reserved', true, first.order, 'paid']);
+  t.equal((await h.as('a').req('sale.buy', { sale: sale.sale, quantity: 1, key: 'other' })).outcome, 'limit_reached', 'a new key is still refused');
+});

@@ -157,10 +157,18 @@ export class Sales {
           continue;
         case 'not_open': return answer('not_open', { startAt: sale.startAt });
         case 'closed': return answer('closed');
-        case 'limit_reached': return answer('limit_reached');
-        case 'sold_out':
-          this.announce(sale, 'sold_out', 0);
-          return answer('sold_out');
+        case 'limit_reached':
+        case 'sold_out': {
+          if (decision.outcome === 'sold_out') this.announce(sale, 'sold_out', 0);
+          // A resent key whose order the gate no longer knows (rebuilt after a Redis loss counts a
+          // paid order's units but not its id): the buyer hears their order, not a refusal.
+          const earlier = p.retry === true ? await this.d.store.getOrder(order.id) : undefined;
+          if (earlier) {
+            if (earlier.fingerprint !== order.fingerprint) throw keyReused(p.key);
+            return answer('reserved', { order: orderInfo(earlier), duplicate: true });
+          }
+          return answer(decision.outcome);
+        }
         case 'duplicate': {
           if (decision.earlier !== 'admit') return answer(decision.earlier, { duplicate: true });
           const stored = await this.d.store.getOrder(order.id);
