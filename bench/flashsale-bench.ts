@@ -30,6 +30,10 @@ const FD_RESERVE = 1_000;
 const PRICE_CENTS = 9_900;
 const SALE_HOURS_MS = 3_600_000;
 const SETUP_TIMEOUT_MS = 60_000;
+/** Bound on connecting the buyers: 5 min, or 10 ms per buyer when more (distributed hellos ran ~160/s on a busy 2-core box). */
+const connectTimeoutMs = (buyers: number): number => Math.max(300_000, buyers * 10);
+/** Bound on a storm after its start: 2 min, or 3 ms per buyer when more (100,000 buyers took 66 s on a busy 2-core box). */
+const stormTimeoutMs = (buyers: number): number => Math.max(120_000, buyers * 3);
 
 export interface FlashSaleBenchOptions {
   modes: Array<'embedded' | 'distributed'>;
@@ -93,8 +97,9 @@ export type FlashSalePhase = StormFigures & {
   perUserLimit: number;
   gateways: number;
   generators: number;
-  /** Connecting every buyer (ms). */
+  /** Connecting every buyer (ms), and the connection attempts that failed and were made again. */
   connectMs: number;
+  reconnects: number;
   /** Every storm verified. */
   verified: boolean;
   storms?: StormFigures[];
@@ -136,10 +141,13 @@ async function stormPhase(o: FlashSaleBenchOptions, target: Target): Promise<Fla
   const users = Array.from({ length: buyers }, (_, i) => `b${i}`);
   const answers = o.answers ?? (buyers <= ALL_ANSWERS_UP_TO ? 'all' : 'reserved');
   const connectStarted = performance.now();
-  const crowd = await SaleCrowd.open({ urls: target.urls, secret: target.auth.secret, audience: target.auth.audience, users, ...(o.loadWorkers ? { workers: o.loadWorkers } : {}) });
+  const crowd = await SaleCrowd.open({
+    urls: target.urls, secret: target.auth.secret, audience: target.auth.audience, users, setupTimeoutMs: connectTimeoutMs(buyers),
+    ...(o.loadWorkers ? { workers: o.loadWorkers } : {}),
+  });
   try {
     const connectMs = Math.round(performance.now() - connectStarted);
-    console.error(`bench: ${buyers} buyers connected in ${connectMs} ms by ${crowd.workers} generators`);
+    console.error(`bench: ${buyers} buyers connected in ${connectMs} ms by ${crowd.workers} generators (${crowd.reconnects} reconnects)`);
     const shop = await openShop(target.urls[0]!, target.auth, 'merchant', 'follower', SETUP_TIMEOUT_MS);
     const groups = { ...target.groups, generator: crowd.pids };
     const storms: StormFigures[] = [];
@@ -152,7 +160,7 @@ async function stormPhase(o: FlashSaleBenchOptions, target: Target): Promise<Fla
     const median = ranked[Math.floor((ranked.length - 1) / 2)]!;
     return {
       ...median, buyers, ...(buyers < o.buyers ? { buyersAsked: o.buyers } : {}), stock: o.stock, perUserLimit: o.perUserLimit,
-      gateways: target.urls.length, generators: crowd.workers, connectMs, verified: storms.every((s) => s.verification.ok),
+      gateways: target.urls.length, generators: crowd.workers, connectMs, reconnects: crowd.reconnects, verified: storms.every((s) => s.verification.ok),
       ...(storms.length > 1 ? { storms } : {}),
     };
   } finally {
@@ -173,7 +181,7 @@ async function oneStorm(
   const timer = setTimeout(() => { before = sampleCpu(groups); }, Math.max(0, startAt - Date.now()));
   let result: SaleStormResult;
   try {
-    result = await crowd.storm({ sale: sale.sale, startAt, answers });
+    result = await crowd.storm({ sale: sale.sale, startAt, answers, timeoutMs: stormTimeoutMs(crowd.buyers) });
   } finally {
     clearTimeout(timer);
   }

@@ -29,7 +29,7 @@ const SUSTAINED_SHARE = 0.95;
 /** redenvelope defaults (bench/README.md, "Red envelopes"). */
 const RED = { members: 500, senders: 4, window: 4, drainMs: 10_000, ceilingConcurrency: 256, ceilingDurationSec: 5 } as const;
 /** flashsale defaults (bench/README.md, "Flash sales"). */
-const SALE = { buyers: 100_000, stock: 1_000, perUserLimit: 1, storms: 1, leadSec: 2 } as const;
+const SALE = { buyers: 15_000, stock: 1_000, perUserLimit: 1, storms: 1, leadSec: 2 } as const;
 
 const USAGE = `usage: npm run bench -- [options]
   --scenario all|echo|chat-1to1|distributed|redenvelope|flashsale   phases to run (default all; or name it as the first argument)

@@ -77,7 +77,8 @@ export type CrowdCommand =
   | { type: 'close' };
 
 export type CrowdMessage =
-  | { type: 'connected'; workerIndex: number; buyers: number }
+  /** reconnects: connection attempts that failed and were made again (4103 during a hello flood). */
+  | { type: 'connected'; workerIndex: number; buyers: number; reconnects: number }
   | { type: 'report'; report: StormReport }
   | { type: 'closed'; workerIndex: number }
   | { type: 'failed'; workerIndex: number; error: string };

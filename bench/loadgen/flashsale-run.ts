@@ -109,6 +109,8 @@ export class SaleCrowd {
     private readonly children: readonly ChildProcess[],
     private readonly inboxes: readonly Inbox[],
     readonly buyers: number,
+    /** Buyer connections that failed and were made again while connecting (a server flooded with hellos). */
+    readonly reconnects: number,
   ) {}
 
   /** The generator processes (for CPU sampling). */
@@ -136,8 +138,9 @@ export class SaleCrowd {
         inboxes.push(new Inbox(child, workerIndex));
         send(child, { type: 'connect', config });
       }
-      await Promise.all(inboxes.map((inbox) => inbox.next('connected', setupTimeoutMs + 5_000)));
-      return new SaleCrowd(children, inboxes, o.users.length);
+      const connected = await Promise.all(inboxes.map((inbox) => inbox.next('connected', setupTimeoutMs + 5_000)));
+      const reconnects = connected.reduce((n, m) => n + (m as Extract<CrowdMessage, { type: 'connected' }>).reconnects, 0);
+      return new SaleCrowd(children, inboxes, o.users.length, reconnects);
     } catch (err) {
       for (const child of children) kill(child);
       throw err;

@@ -20,6 +20,13 @@ const MAX_ERROR_SAMPLES = 10;
 const MAX_ERROR_RESENDS = 20;
 /** Wait before resending after an err frame that names no retryAfterMs. */
 const ERROR_RETRY_MS = 200;
+/**
+ * Connection attempts per buyer. A gateway flooded with hellos may close one with 4103 server_error
+ * (its engine call timed out), a close code that tells a client to reconnect: buyers do, after
+ * CONNECT_BACKOFF_MS x attempt plus jitter.
+ */
+const CONNECT_ATTEMPTS = 8;
+const CONNECT_BACKOFF_MS = 250;
 
 if (process.send === undefined) {
   console.error('bench/loadgen/flashsale-worker.ts runs as a child of runSaleStorm (it needs an IPC channel)');
@@ -207,13 +214,22 @@ async function fail(err: unknown): Promise<never> {
 
 async function connect(c: CrowdConfig): Promise<void> {
   config = c;
+  let reconnects = 0;
   const open = mapLimit(c.users, SETUP_CONCURRENCY, async (user, i) => {
     const token = await mintToken(c.secret, c.audience, user);
     const url = c.urls[(c.firstBuyer + i) % c.urls.length]!;
-    return new Buyer(await LanternConnection.open(url, token, user, DEVICE, c.setupTimeoutMs));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return new Buyer(await LanternConnection.open(url, token, user, DEVICE, c.setupTimeoutMs));
+      } catch (err) {
+        if (attempt >= CONNECT_ATTEMPTS) throw new Error(`${user}: ${CONNECT_ATTEMPTS} connection attempts failed, the last: ${(err as Error).message}`, { cause: err });
+        reconnects++;
+        await new Promise((resolve) => setTimeout(resolve, CONNECT_BACKOFF_MS * attempt + Math.random() * CONNECT_BACKOFF_MS));
+      }
+    }
   });
   buyers = await withTimeout(open, c.setupTimeoutMs, `generator ${c.workerIndex}: connecting ${c.users.length} buyers`);
-  await tell({ type: 'connected', workerIndex: c.workerIndex, buyers: buyers.length });
+  await tell({ type: 'connected', workerIndex: c.workerIndex, buyers: buyers.length, reconnects });
 }
 
 async function storm(order: StormOrder): Promise<void> {
