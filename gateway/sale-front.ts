@@ -8,6 +8,7 @@
 //              once with try_later, so a storm never queues into timeouts.
 // An attempt marked `retry` (the same key resent after no answer) always goes to a worker: only the
 // gate knows the earlier answer, and a local sold_out must not hide a reservation the buyer made.
+// A key resent after try_later needs no `retry`: that attempt reached no worker.
 import type { BuyResult, RequestParams, SaleEvent } from '../protocol/frames.ts';
 import type { Engine } from '../engine/api.ts';
 import type { SaleSignals } from '../engine/sales/sales.ts';

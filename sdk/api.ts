@@ -170,18 +170,23 @@ export abstract class LanternApi {
   /**
    * One purchase attempt, answered: `reserved` (pay `order` before `order.payBy`), `sold_out`,
    * `limit_reached`, `not_open` or `closed`. A lost reply or a `try_later` (the gateway shedding
-   * load) is sent again with the same key and `retry`, so the server answers from what it decided
-   * before: one tap never reserves twice. Pass your own `key` to retry across app restarts.
+   * load) is sent again with the same key, so one tap never reserves twice; after a lost reply the
+   * resends carry `retry`, so a worker answers from what it decided. Pass your own `key` to retry
+   * across app restarts.
    */
   async buy(sale: string, quantity: number, opts: { key?: string; maxWaitMs?: number } = {}): Promise<BuyResult> {
     const { key = randomCid(), maxWaitMs = 30_000 } = opts;
     const deadline = Date.now() + maxWaitMs;
-    let retry = false;
+    // Set once an attempt may have reached a worker unanswered; a try_later reached none.
+    let uncertain = false;
     for (;;) {
-      const result = await this.retryUnknown(() => {
-        const attempt = this.request('sale.buy', { sale, quantity, key, ...(retry ? { retry } : {}) });
-        retry = true;
-        return attempt;
+      const result = await this.retryUnknown(async () => {
+        try {
+          return await this.request('sale.buy', { sale, quantity, key, ...(uncertain ? { retry: true } : {}) });
+        } catch (error) {
+          if (error instanceof LanternClientError && (error.error === 'timeout' || error.error === 'unavailable')) uncertain = true;
+          throw error;
+        }
       });
       if (result.outcome !== 'try_later' || Date.now() >= deadline) return result;
       await new Promise((resolve) => setTimeout(resolve, result.retryAfterMs ?? 200));

@@ -50,7 +50,7 @@ t.test('a refusal is not retried; envelope and transfer events are emitted', asy
   t.same(transfers[0], info);
 });
 
-t.test('buy: a lost reply and a try_later are sent again with the same key and retry set; sale events reach the app', async (t) => {
+t.test('buy: a lost reply and a try_later are sent again with the same key, retry set after the lost reply; sale events reach the app', async (t) => {
   const a = await FakeServer.start();
   const client = makeClient(a, { requestTimeoutMs: 150 });
   t.teardown(async () => { await client.close(); await a.stop(); });

@@ -6,15 +6,11 @@ import { randomBytes } from 'node:crypto';
 import type { BuyResult, SaleEvent } from '../protocol/frames.ts';
 import { startDeployment, testModes, type Deployment } from './support/deployment.ts';
 import { WireError, type WireClient } from './support/wire-client.ts';
+import { SaleCrowd } from '../bench/loadgen/flashsale-run.ts';
 
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
-/**
- * Buyers in the storm test (the issue asks for 10,000+; not reached yet, see issue 5's notes).
- * Embedded, the server's sockets live in this process too, and two per buyer must fit under the
- * open-file limit (20,000 here): 8,000 there. Distributed, 10,000 did not finish in 5 minutes on
- * this 2-core machine (not yet diagnosed): 3,000 until it does.
- */
-const STORM_BUYERS = (mode: string): number => Number(process.env['LANTERN_TEST_SALE_BUYERS'] ?? (mode === 'embedded' ? 8_000 : 3_000));
+/** Buyers in the storm test, on sockets held by generator processes (bench/loadgen/flashsale-run.ts). */
+const STORM_BUYERS = Number(process.env['LANTERN_TEST_SALE_BUYERS'] ?? 10_000);
 const STORM_STOCK = 100;
 
 function adminBase(d: Deployment): string {
@@ -97,39 +93,36 @@ for (const mode of testModes()) {
       t.equal(fans.length, 2);
     });
 
-    const buyersCount = STORM_BUYERS(mode);
-    t.test(`${buyersCount} buyers hit a sale of ${STORM_STOCK} at its start through every gateway`, async (t) => {
+    t.test(`${STORM_BUYERS} buyers hit a sale of ${STORM_STOCK} at its start through every gateway`, async (t) => {
       const { merchant, conv } = await shop('storm', ['watcher']);
-      const buyers = await connectMany(d, Array.from({ length: buyersCount }, (_, i) => `buyer${i}-${tag}`));
-      t.teardown(() => { for (const b of buyers) b.ws.close(); });
+      const users = Array.from({ length: STORM_BUYERS }, (_, i) => `buyer${i}-${tag}`);
+      // Each buyer on its own socket, in two generator processes: this process holds none of them.
+      const crowd = await SaleCrowd.open({ urls: d.urls, secret: d.secret, users, workers: 2 });
+      t.teardown(() => crowd.close());
       const startAt = Date.now() + 1500;
       const created = await admin(d, '/admin/sales', saleBody(merchant.welcome.user, conv, { stock: STORM_STOCK, perUserLimit: 1, startAt }));
       const sale = created.json['sale'] as string;
-      await new Promise((r) => setTimeout(r, Math.max(0, startAt - Date.now())));
-      // Every buyer taps at once; try_later means "shed at the gateway": tap again with the same key.
-      const buy = async (c: WireClient): Promise<BuyResult> => {
-        for (let retry = false; ; retry = true) {
-          const r = await c.req('sale.buy', { sale, quantity: 1, key: 'tap', ...(retry ? { retry } : {}) });
-          if (r.outcome !== 'try_later') return r;
-          await new Promise((resolve) => setTimeout(resolve, r.retryAfterMs));
-        }
-      };
-      const answers = await Promise.all(buyers.map(buy));
-      const reserved = answers.filter((a) => a.outcome === 'reserved');
+      // Every buyer taps at the start; a try_later (shed at the gateway) is sent again with the same key.
+      const storm = await crowd.storm({ sale, startAt });
+      t.same([storm.errors, storm.errorSamples], [0, []], 'no errors');
+      const reserved = storm.answers.filter((a) => a.outcome === 'reserved');
       t.equal(reserved.length, STORM_STOCK, `exactly ${STORM_STOCK} reserved`);
-      t.equal(answers.filter((a) => a.outcome === 'sold_out').length, buyersCount - STORM_STOCK, 'everyone else: sold_out');
-      t.equal(new Set(reserved.map((a) => a.order!.user)).size, STORM_STOCK, 'no buyer twice');
+      t.equal(storm.outcomes.sold_out, STORM_BUYERS - STORM_STOCK, 'everyone else: sold_out');
+      t.equal(new Set(reserved.map((a) => a.user)).size, STORM_STOCK, 'no buyer twice');
+      t.comment(`${storm.attemptsAnswered} attempts answered (${storm.tryLater} try_later), sold out after ${storm.timeToSoldOutMs} ms`);
       const info = await merchant.req('sale.info', { sale });
       t.same([info.reserved, info.sold, info.remaining, info.state], [STORM_STOCK, 0, 0, 'sold_out'], 'the store agrees');
-      const orders: string[] = [];
+      const orders: Array<{ user: string; order: string }> = [];
       for (let after: string | undefined; ;) {
         const page = await merchant.req('sale.orders', { sale, limit: 200, ...(after ? { after } : {}) });
-        orders.push(...page.orders.map((o) => o.user));
+        orders.push(...page.orders.map((o) => ({ user: o.user, order: o.order })));
         if (!page.next) break;
         after = page.next;
       }
-      t.same(orders.sort(), reserved.map((a) => a.order!.user).sort(), 'the merchant lists exactly the buyers told reserved');
+      const key = (x: { user: string; order?: string }) => `${x.user}/${x.order}`;
+      t.same(orders.map(key).sort(), reserved.map(key).sort(), 'the merchant lists exactly the orders the buyers were told of');
       // Every gateway has heard it is sold out: a fresh attempt is answered there.
+      const late = await Promise.all(d.urls.map((_, i) => d.connect(`late${i}-${tag}`, 'phone', i)));
       const metrics = async (): Promise<number> => {
         let local = 0;
         for (const url of d.urls) {
@@ -140,12 +133,13 @@ for (const mode of testModes()) {
       };
       t.ok(await until(async () => {
         const before = await metrics();
-        await Promise.all(buyers.slice(0, 10).map((c, i) => c.req('sale.buy', { sale, quantity: 1, key: `late-${i}` })));
-        return (await metrics()) - before === 10;
+        const answers = await Promise.all(late.map((c, i) => c.req('sale.buy', { sale, quantity: 1, key: `late-${i}-${Math.random()}` })));
+        return answers.every((a) => a.outcome === 'sold_out') && (await metrics()) - before === late.length;
       }), 'after sold out, attempts on every gateway are answered there without a worker');
-      const winner = buyers[answers.indexOf(reserved[0]!)]!;
+      const winner = await d.connect(reserved[0]!.user);
       const replay = await winner.req('sale.buy', { sale, quantity: 1, key: 'tap', retry: true });
-      t.same([replay.outcome, replay.duplicate, replay.order?.order], ['reserved', true, reserved[0]!.order!.order], 'a retried key gets its earlier answer, even sold out');
+      t.same([replay.outcome, replay.duplicate, replay.order?.order], ['reserved', true, reserved[0]!.order], 'a retried key gets its earlier answer, even sold out');
+      for (const c of [...late, winner]) await c.close();
     });
 
     t.test('paying: the wallet pays the merchant once; short funds and others\' orders are refused', async (t) => {

@@ -1,7 +1,8 @@
 // A flash-sale storm generator process (forked by flashsale-run.ts with `--import tsx`): opens one
 // authenticated WebSocket per buyer, and for each storm order sends every buyer's `sale.buy` at the
-// sale's start, answering try_later (and retryable errors) by resending the same key with
-// `retry: true` after the advised wait, until each buyer has a final answer. Reports over IPC.
+// sale's start, answering try_later (and retryable errors) by resending the same key after the
+// advised wait (with `retry: true` once an attempt may have reached a worker unanswered), until
+// each buyer has a final answer. Reports over IPC.
 // Separate processes so the caller does not hold the client sockets (one fd each).
 import { encodeFrame } from '../../protocol/codec.ts';
 import type { BuyResult } from '../../protocol/frames.ts';
@@ -69,6 +70,8 @@ class Buyer {
   private inflight = 0;
   private sentAt = 0;
   private errorResends = 0;
+  /** An attempt of this key may have reached a worker unanswered (timeout, unavailable): resends carry `retry`. */
+  private uncertain = false;
   private timer: NodeJS.Timeout | undefined;
   /** Why the socket closed, once it has (ws drops sends on a closed socket silently). */
   private closed: string | undefined;
@@ -88,6 +91,7 @@ class Buyer {
     this.final = undefined;
     this.order = undefined;
     this.errorResends = 0;
+    this.uncertain = false;
     this.inflight = 0;
   }
 
@@ -138,9 +142,12 @@ class Buyer {
     if (t === 'err') {
       const what = `${this.user}: sale.buy: ${String(frame['error'])} (${String(frame['code'])}) ${String(frame['msg'])}`;
       tally.error(what);
-      // Retryable errors (timeout, unavailable, busy) leave the outcome unknown: ask again, same key.
+      // Retryable errors: ask again, same key. After timeout or unavailable the outcome is unknown,
+      // so resends carry `retry` (a worker answers from what it decided); busy and rate_limited
+      // mean the attempt was not processed.
+      if (frame['error'] === 'timeout' || frame['error'] === 'unavailable') this.uncertain = true;
       if (frame['retry'] === true && this.errorResends++ < MAX_ERROR_RESENDS) {
-        this.later(typeof frame['retryAfterMs'] === 'number' ? frame['retryAfterMs'] : ERROR_RETRY_MS, true);
+        this.later(typeof frame['retryAfterMs'] === 'number' ? frame['retryAfterMs'] : ERROR_RETRY_MS, this.uncertain);
       } else {
         this.finish('error');
       }
@@ -151,7 +158,8 @@ class Buyer {
     switch (result.outcome) {
       case 'try_later':
         tally.tryLater++;
-        this.later(result.retryAfterMs ?? ERROR_RETRY_MS, true);
+        // Shed before any worker saw it: nothing was decided, so the gateway may answer the resend.
+        this.later(result.retryAfterMs ?? ERROR_RETRY_MS, this.uncertain);
         return;
       case 'not_open': {
         // A timer that fired a hair early: nothing was decided, so the same key goes again at the start.

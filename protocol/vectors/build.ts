@@ -187,7 +187,7 @@ const serverFrames: Array<[string, string, Record<string, unknown>]> = [
   ['res.envelope.info', 'Two of five shares grabbed.', { ...res<'envelope.info'>(39, envelopeInfo) }],
   ['res.sale.buy', 'One unit reserved: pay it before payBy.', { ...res<'sale.buy'>(50, { sale: SALE, outcome: 'reserved', order: orderInfo }) }],
   ['res.sale.buy.sold_out', 'Sold out (answered by the gateway).', { ...res<'sale.buy'>(50, { sale: SALE, outcome: 'sold_out' }) }],
-  ['res.sale.buy.try_later', 'Shed by the gateway\'s admission limit: resend the same key with retry after 200 ms.', { ...res<'sale.buy'>(50, { sale: SALE, outcome: 'try_later', retryAfterMs: 200 }) }],
+  ['res.sale.buy.try_later', 'Shed by the gateway\'s admission limit: nothing was decided; resend the same key after 200 ms.', { ...res<'sale.buy'>(50, { sale: SALE, outcome: 'try_later', retryAfterMs: 200 }) }],
   ['res.sale.buy.duplicate', 'The key was seen: the earlier answer.', { ...res<'sale.buy'>(51, { sale: SALE, outcome: 'reserved', order: orderInfo, duplicate: true }) }],
   ['res.sale.pay', 'Paid.', { ...res<'sale.pay'>(52, { ...orderInfo, state: 'paid', settledAt: T0 + 95_000 }) }],
   ['res.sale.info', 'An open sale, half gone.', { ...res<'sale.info'>(53, saleInfo) }],

@@ -1,8 +1,9 @@
 // Flash-sale storms (issue 5) on a cluster of processes (2 gateways, 2 workers, real NATS, Redis and
 // Cassandra) with a fault in the middle: a worker killed with SIGKILL, Redis restarted empty (the
 // stock gate is rebuilt from the store's orders), and reservations expiring unpaid while the storm
-// still runs (their units go to later buyers). Buyers behave as the app does: tap once, and on no
-// answer, a retryable error or try_later, send the same key again with `retry`. Each time: every
+// still runs (their units go to later buyers). Buyers behave as the SDK does: tap once, and on no
+// answer, a retryable error or try_later, send the same key again (with `retry` once an attempt
+// may have reached a worker unanswered). Each time: every
 // buyer got an answer; exactly the buyers told `reserved` hold orders; never more units held than
 // the stock; nobody twice; the sale's counts add up, and the store agrees with the answers.
 import t, { type Test } from 'tap';
@@ -32,8 +33,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function buyUntilAnswered(b: Buyer, sale: string, key: string): Promise<Attempt> {
   const record: Attempt = { user: b.user, answers: [], retries: [] };
   const deadline = Date.now() + DEADLINE_MS;
+  // Set once an attempt went unanswered or failed with its outcome unknown; try_later decided nothing.
+  let uncertain = false;
   for (let n = 0; ; n++) {
-    const request = b.client.req('sale.buy', { sale, quantity: 1, key, ...(n > 0 ? { retry: true } : {}) })
+    const request = b.client.req('sale.buy', { sale, quantity: 1, key, ...(uncertain ? { retry: true } : {}) })
       .then((r): BuyResult | Error => { record.answers.push(r); return r; }, (err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<'no-answer'>((r) => { timer = setTimeout(() => r('no-answer'), ANSWER_TIMEOUT_MS); });
@@ -51,6 +54,7 @@ async function buyUntilAnswered(b: Buyer, sale: string, key: string): Promise<At
       return record;
     } else {
       record.retries.push(got === 'no-answer' ? 'no-answer' : got.error);
+      if (got === 'no-answer' || got.error === 'timeout' || got.error === 'unavailable') uncertain = true;
       await sleep(100 + Math.floor(Math.random() * 200));
     }
     if (Date.now() > deadline) {
