@@ -13,13 +13,27 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const OPS = fileURLToPath(new URL('../../ops/', import.meta.url));
 
-/** A free loopback port (the OS picks it; another process could take it before we bind, rarely). */
-export async function freePort(): Promise<number> {
+/**
+ * Where test servers listen: below the kernel's ephemeral range (32768+ here), which the OS hands
+ * to outgoing connections. A port picked there (listen(0)) can be taken by any client socket before
+ * the server binds it, and tests open thousands of client sockets at once.
+ */
+const SERVER_PORTS = { from: 20_000, to: 32_000 };
+
+async function canListen(port: number): Promise<boolean> {
   const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A free loopback port outside the ephemeral range (another process could still take it before we bind, rarely). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = SERVER_PORTS.from + Math.floor(Math.random() * (SERVER_PORTS.to - SERVER_PORTS.from));
+    if (await canListen(port)) return port;
+  }
 }
 
 async function infra(env: Record<string, string>, ...args: string[]): Promise<void> {
@@ -45,7 +59,12 @@ export interface TestService {
 async function privateService(name: 'nats' | 'redis', ports: Record<string, number>, url: string, port: number): Promise<TestService> {
   const dir = await mkdtemp(join(tmpdir(), `lantern-${name}-`));
   const env = { LANTERN_INFRA_DIR: dir, ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
-  await infra(env, 'start', name);
+  try {
+    await infra(env, 'start', name);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   let running = true;
   const stop = async (): Promise<void> => { if (running) { running = false; await infra(env, 'stop', name); } };
   return {
@@ -57,17 +76,32 @@ async function privateService(name: 'nats' | 'redis', ports: Record<string, numb
   };
 }
 
+/** Starts a private server, on other ports if the chosen ones were taken between the check and the bind. */
+async function onFreePorts(start: () => Promise<TestService>): Promise<TestService> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use|Address already in use|EADDRINUSE/.test(String((err as Error).message))) throw err;
+    }
+  }
+}
+
 /** A private nats-server with JetStream on free ports. */
 export async function startNats(): Promise<TestService> {
-  const port = await freePort();
-  const monitor = await freePort();
-  return privateService('nats', { LANTERN_NATS_PORT: port, LANTERN_NATS_MONITOR_PORT: monitor }, `nats://127.0.0.1:${port}`, port);
+  return onFreePorts(async () => {
+    const port = await freePort();
+    const monitor = await freePort();
+    return privateService('nats', { LANTERN_NATS_PORT: port, LANTERN_NATS_MONITOR_PORT: monitor }, `nats://127.0.0.1:${port}`, port);
+  });
 }
 
 /** A private redis-server on a free port. */
 export async function startRedis(): Promise<TestService> {
-  const port = await freePort();
-  return privateService('redis', { LANTERN_REDIS_PORT: port }, `redis://127.0.0.1:${port}`, port);
+  return onFreePorts(async () => {
+    const port = await freePort();
+    return privateService('redis', { LANTERN_REDIS_PORT: port }, `redis://127.0.0.1:${port}`, port);
+  });
 }
 
 export interface CassandraEndpoint { contactPoints: string[]; localDataCenter: string }
