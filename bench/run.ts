@@ -1,4 +1,4 @@
-// npm run bench -- [--scenario all|echo|chat-1to1|distributed|redenvelope|flashsale] [--clients 200] [--duration 10] [--workers N] ...
+// npm run bench -- [--scenario all|echo|chat-1to1|distributed|redenvelope|flashsale|connections] [--clients 200] [--duration 10] [--workers N] ...
 // (`npm run bench -- distributed` works too: a bare first argument names the scenario.)
 // Runs the phases (servers embedded in this process, load from forked workers), writes
 // bench/results/<scenario>-<ISO date>.json and prints a table. See bench/README.md.
@@ -9,6 +9,8 @@ import { start as startEcho } from './baseline/uws-echo.ts';
 import { startBenchLantern } from './lantern-server.ts';
 import { runDistributedBench } from './distributed/main.ts';
 import { flashSaleBench, formatFlashSales } from './flashsale-bench.ts';
+import { connectionsBench, DEFAULT_IDLE_MS, formatConnections } from './connections-bench.ts';
+import { CONNECTIONS_PER_GENERATOR } from './loadgen/idle-run.ts';
 import { BUYERS_PER_GENERATOR } from './loadgen/flashsale-run.ts';
 import { runLoad } from './loadgen/coordinator.ts';
 import {
@@ -30,9 +32,11 @@ const SUSTAINED_SHARE = 0.95;
 const RED = { members: 500, senders: 4, window: 4, drainMs: 10_000, ceilingConcurrency: 256, ceilingDurationSec: 5 } as const;
 /** flashsale defaults (bench/README.md, "Flash sales"). */
 const SALE = { buyers: 15_000, stock: 1_000, perUserLimit: 1, storms: 1, leadSec: 2 } as const;
+/** connections default (issue 6: 100,000 idle connections on one machine). */
+const CONNECTIONS_DEFAULT = 100_000;
 
 const USAGE = `usage: npm run bench -- [options]
-  --scenario all|echo|chat-1to1|distributed|redenvelope|flashsale   phases to run (default all; or name it as the first argument)
+  --scenario all|echo|chat-1to1|distributed|redenvelope|flashsale|connections   phases to run (default all; or name it as the first argument)
   --clients N        connections (default 200; chat-1to1 uses whole pairs)
   --duration S       measured seconds per phase (default 10)
   --warmup S         unmeasured seconds before each phase (default 1)
@@ -68,9 +72,14 @@ const USAGE = `usage: npm run bench -- [options]
   --per-user-limit N the sale's per-buyer limit (default ${SALE.perUserLimit}; each buyer taps once for 1 unit)
   --storms N         storms per mode, each on a fresh sale with the same buyers (default ${SALE.storms})
   --lead S           seconds from creating the sale to its start (default ${SALE.leadSec})
-  --workers N        generator processes (default ceil(buyers / ${BUYERS_PER_GENERATOR}))`;
+  --workers N        generator processes (default ceil(buyers / ${BUYERS_PER_GENERATOR}))
+ connections only (bench/README.md, "Connection scale"; --store, --gateways, --engine-workers apply too):
+  --connections N    idle authenticated connections (default ${CONNECTIONS_DEFAULT}; embedded: capped by the open-file limit)
+  --idle S           seconds the connections sit idle while CPU is measured (default ${DEFAULT_IDLE_MS / 1000})
+  --mode embedded|distributed|both   (default embedded, or distributed when --gateways is given)
+  --workers N        generator processes (default ceil(connections / ${CONNECTIONS_PER_GENERATOR}))`;
 
-const SCENARIOS = ['all', 'echo', 'chat-1to1', 'distributed', 'redenvelope', 'flashsale'] as const;
+const SCENARIOS = ['all', 'echo', 'chat-1to1', 'distributed', 'redenvelope', 'flashsale', 'connections'] as const;
 
 export interface Options {
   scenario: (typeof SCENARIOS)[number];
@@ -95,6 +104,7 @@ export interface Options {
     /** --workers when given, else derived from the buyers. */
     loadWorkers: number | undefined;
   };
+  connections: { count: number; idleMs: number; modes: Array<'embedded' | 'distributed'>; loadWorkers: number | undefined };
 }
 
 function positive(name: string, raw: string | undefined, fallback: number, integer = true): number {
@@ -115,18 +125,19 @@ function parseOptions(argv: string[]): Options {
       gateways: { type: 'string' }, 'engine-workers': { type: 'string' }, 'group-clients': { type: 'string' },
       'group-size': { type: 'string' }, 'group-senders': { type: 'string' }, 'cql-concurrency': { type: 'string' },
       'no-profile': { type: 'boolean' },
-      mode: { type: 'string', default: 'both' }, members: { type: 'string' }, senders: { type: 'string' }, shares: { type: 'string' },
+      mode: { type: 'string' }, members: { type: 'string' }, senders: { type: 'string' }, shares: { type: 'string' },
       total: { type: 'string' }, split: { type: 'string' }, 'ceiling-concurrency': { type: 'string' }, 'ceiling-duration': { type: 'string' },
       'redis-url': { type: 'string' },
       buyers: { type: 'string' }, stock: { type: 'string' }, 'per-user-limit': { type: 'string' }, storms: { type: 'string' },
-      lead: { type: 'string' },
+      lead: { type: 'string' }, connections: { type: 'string' }, idle: { type: 'string' },
     },
   });
   if (values.help) { console.log(USAGE); process.exit(0); }
   if (positionals.length > 1) throw new Error(`one scenario at most, got "${positionals.join(' ')}"`);
   const scenario = (positionals[0] ?? values.scenario) as Options['scenario'];
   if (!SCENARIOS.includes(scenario)) throw new Error(`the scenario must be one of ${SCENARIOS.join(', ')}, got "${scenario}"`);
-  if (values.mode !== 'embedded' && values.mode !== 'distributed' && values.mode !== 'both') throw new Error(`--mode must be embedded, distributed or both, got "${values.mode}"`);
+  const mode = values.mode ?? 'both';
+  if (mode !== 'embedded' && mode !== 'distributed' && mode !== 'both') throw new Error(`--mode must be embedded, distributed or both, got "${values.mode}"`);
   if (values.split !== undefined && values.split !== 'lucky' && values.split !== 'equal') throw new Error(`--split must be lucky or equal, got "${values.split}"`);
   if (values.store !== 'lmdb' && values.store !== 'memory') throw new Error(`--store must be lmdb or memory, got "${values.store}"`);
   const warmupSec = values.warmup === '0' ? 0 : positive('warmup', values.warmup, DEFAULT_LOAD_SETTINGS.warmupMs / 1000, false);
@@ -154,7 +165,7 @@ function parseOptions(argv: string[]): Options {
       profile: values['no-profile'] !== true,
     },
     redenvelope: {
-      modes: values.mode === 'both' ? ['embedded', 'distributed'] : [values.mode],
+      modes: mode === 'both' ? ['embedded', 'distributed'] : [mode],
       members: positive('members', values.members, RED.members),
       senders: positive('senders', values.senders, RED.senders),
       envelope: {
@@ -173,6 +184,13 @@ function parseOptions(argv: string[]): Options {
       perUserLimit: positive('per-user-limit', values['per-user-limit'], SALE.perUserLimit),
       storms: positive('storms', values.storms, SALE.storms),
       leadMs: positive('lead', values.lead, SALE.leadSec, false) * 1000,
+      loadWorkers: values.workers === undefined ? undefined : positive('workers', values.workers, 1),
+    },
+    connections: {
+      count: positive('connections', values.connections, CONNECTIONS_DEFAULT),
+      idleMs: positive('idle', values.idle, DEFAULT_IDLE_MS / 1000, false) * 1000,
+      // Embedded unless asked otherwise: the distributed mode needs nats, redis and Cassandra.
+      modes: values.mode === undefined ? (values.gateways === undefined ? ['embedded'] : ['distributed']) : mode === 'both' ? ['embedded', 'distributed'] : [mode],
       loadWorkers: values.workers === undefined ? undefined : positive('workers', values.workers, 1),
     },
   };
@@ -225,6 +243,24 @@ async function runFlashSaleBench(o: Options): Promise<number> {
   return failed ? 1 : 0;
 }
 
+async function runConnectionsBench(o: Options): Promise<number> {
+  const c = o.connections;
+  const { file, body } = await connectionsBench({
+    modes: c.modes, connections: c.count, idleMs: c.idleMs, store: o.store,
+    gateways: o.distributed.gateways, engineWorkers: o.distributed.engineWorkers, ...(c.loadWorkers ? { loadWorkers: c.loadWorkers } : {}),
+  }, o.out);
+  console.log(formatConnections(body.results));
+  for (const [name, p] of Object.entries(body.results)) {
+    if ('error' in p) continue;
+    const samples = [...p.connect.failureSamples, ...p.idle.closeSamples];
+    if (samples.length > 0) console.log(`${name} failures/closes (first ${samples.length}): ${samples.join(' | ')}`);
+  }
+  for (const [k, v] of Object.entries(body.ratios)) console.log(`${k}: ${v ?? 'not measured'}`);
+  console.log(`results: ${file}`);
+  const failed = Object.values(body.results).some((p) => 'error' in p || p.connect.failed > 0 || p.held < p.connections);
+  return failed ? 1 : 0;
+}
+
 async function echoPhase(o: Options, load: LoadSettings): Promise<PhaseFigures> {
   const server = await startEcho();
   try {
@@ -251,6 +287,7 @@ async function main(): Promise<number> {
   if (o.scenario === 'distributed') return runDistributedBench(o);
   if (o.scenario === 'redenvelope') return runRedEnvelopeBench(o);
   if (o.scenario === 'flashsale') return runFlashSaleBench(o);
+  if (o.scenario === 'connections') return runConnectionsBench(o);
   const date = new Date();
   const machineAtStart = machine(); // before our own load lifts the load average
   const phases: Record<string, PhaseFigures | PhaseFailure> = {};
