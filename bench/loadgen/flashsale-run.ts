@@ -1,12 +1,14 @@
 // The flash-sale storm (issue 5) from the caller's side: forks generator processes
 // (flashsale-worker.ts), each opening its share of the buyers' authenticated WebSockets (one buyer
 // per socket, round-robin over the gateways), and fires every buyer's `sale.buy` at the sale's
-// start. try_later is answered as the protocol says (wait retryAfterMs, same key, `retry: true`).
+// start. try_later is answered as the protocol says (wait retryAfterMs, same key; `retry` only once an
+// attempt's outcome is unknown).
 // The caller holds no client socket: a storm of 100,000 buyers needs more file descriptors than
 // one process may open (20,000 here), so the generators hold them, BUYERS_PER_GENERATOR each.
 //
 //   runSaleStorm({ urls, secret, users, sale, startAt, workers })  one storm, connect to close
 //   SaleCrowd.open(...) then crowd.storm(...) ... crowd.close()    several storms on one crowd
+import { ChildInbox, killChild } from './child-inbox.ts';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { splitEvenly } from './coordinator.ts';
@@ -107,7 +109,7 @@ export class SaleCrowd {
 
   private constructor(
     private readonly children: readonly ChildProcess[],
-    private readonly inboxes: readonly Inbox[],
+    private readonly inboxes: readonly ChildInbox<CrowdMessage>[],
     readonly buyers: number,
     /** Buyer connections that failed and were made again while connecting (a server flooded with hellos). */
     readonly reconnects: number,
@@ -124,7 +126,7 @@ export class SaleCrowd {
     const workers = Math.max(1, Math.min(o.workers ?? Math.ceil(o.users.length / BUYERS_PER_GENERATOR), o.users.length));
     const setupTimeoutMs = o.setupTimeoutMs ?? DEFAULT_SETUP_TIMEOUT_MS;
     const children: ChildProcess[] = [];
-    const inboxes: Inbox[] = [];
+    const inboxes: ChildInbox<CrowdMessage>[] = [];
     try {
       let first = 0;
       for (const [workerIndex, share] of splitEvenly(o.users.length, workers).entries()) {
@@ -135,14 +137,14 @@ export class SaleCrowd {
         first += share;
         const child = fork(WORKER_PATH, [], { execArgv: ['--import', TSX_LOADER], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         children.push(child);
-        inboxes.push(new Inbox(child, workerIndex));
+        inboxes.push(new ChildInbox<CrowdMessage>(child, `flash-sale generator ${workerIndex}`));
         send(child, { type: 'connect', config });
       }
       const connected = await Promise.all(inboxes.map((inbox) => inbox.next('connected', setupTimeoutMs + 5_000)));
       const reconnects = connected.reduce((n, m) => n + (m as Extract<CrowdMessage, { type: 'connected' }>).reconnects, 0);
       return new SaleCrowd(children, inboxes, o.users.length, reconnects);
     } catch (err) {
-      for (const child of children) kill(child);
+      for (const child of children) killChild(child);
       throw err;
     }
   }
@@ -174,7 +176,7 @@ export class SaleCrowd {
         if (!inbox.exitedCleanly) throw err;
       })));
     } finally {
-      for (const child of this.children) kill(child);
+      for (const child of this.children) killChild(child);
     }
   }
 }
@@ -227,60 +229,3 @@ function send(child: ChildProcess, command: CrowdCommand): void {
   child.send(command);
 }
 
-function kill(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
-
-/** Messages of one generator, awaited by type; its failure or exit rejects the waiter. */
-class Inbox {
-  private readonly queue: CrowdMessage[] = [];
-  private waiter: { type: CrowdMessage['type']; resolve(m: CrowdMessage): void; reject(e: Error): void } | undefined;
-  private dead: Error | undefined;
-  exitedCleanly = false;
-
-  constructor(child: ChildProcess, index: number) {
-    child.on('message', (m: CrowdMessage) => {
-      if (m.type === 'failed') this.die(new Error(`flash-sale generator ${index} failed: ${m.error}`));
-      else this.deliver(m);
-    });
-    child.on('error', (err) => this.die(new Error(`flash-sale generator ${index}: ${err.message}`, { cause: err })));
-    child.on('exit', (code, signal) => {
-      if (code === 0) this.exitedCleanly = true;
-      this.die(new Error(`flash-sale generator ${index} exited (${signal ?? code})`));
-    });
-  }
-
-  next(type: CrowdMessage['type'], timeoutMs: number): Promise<CrowdMessage> {
-    const i = this.queue.findIndex((m) => m.type === type);
-    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]!);
-    if (this.dead) return Promise.reject(this.dead);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        reject(new Error(`no '${type}' from a flash-sale generator within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiter = {
-        type,
-        resolve: (m) => { clearTimeout(timer); resolve(m); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      };
-    });
-  }
-
-  private deliver(m: CrowdMessage): void {
-    if (this.waiter?.type === m.type) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.resolve(m);
-    } else {
-      this.queue.push(m);
-    }
-  }
-
-  private die(err: Error): void {
-    this.dead ??= err;
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.reject(this.dead);
-  }
-}

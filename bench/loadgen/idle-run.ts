@@ -7,6 +7,7 @@
 // at most CONNECTIONS_PER_SOURCE_ADDRESS each: one source address has only the ephemeral port range
 // (~28k here) to connect from, and a distinct block per phase keeps a phase's ports apart from the
 // last one's.
+import { ChildInbox, killChild } from './child-inbox.ts';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { splitEvenly } from './coordinator.ts';
@@ -81,7 +82,7 @@ export class IdleCrowd {
 
   private constructor(
     private readonly children: readonly ChildProcess[],
-    private readonly inboxes: readonly Inbox[],
+    private readonly inboxes: readonly ChildInbox<IdleMessage>[],
     readonly connect: ConnectFigures,
   ) {}
 
@@ -94,12 +95,12 @@ export class IdleCrowd {
     const workers = Math.max(1, Math.min(o.workers ?? Math.ceil(o.connections / CONNECTIONS_PER_GENERATOR), o.connections));
     const setupTimeoutMs = o.setupTimeoutMs ?? 300_000;
     const children: ChildProcess[] = [];
-    const inboxes: Inbox[] = [];
+    const inboxes: ChildInbox<IdleMessage>[] = [];
     try {
       for (let w = 0; w < workers; w++) {
         const child = fork(WORKER_PATH, [], { execArgv: ['--import', TSX_LOADER], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         children.push(child);
-        inboxes.push(new Inbox(child, w));
+        inboxes.push(new ChildInbox<IdleMessage>(child, `idle generator ${w}`));
       }
       await Promise.all(inboxes.map((inbox) => inbox.next('ready', READY_TIMEOUT_MS)));
       await o.beforeConnect?.(children.map((c) => c.pid!));
@@ -121,7 +122,7 @@ export class IdleCrowd {
       }));
       return new IdleCrowd(children, inboxes, mergeConnectReports(reports, addresses));
     } catch (err) {
-      for (const child of children) kill(child);
+      for (const child of children) killChild(child);
       throw err;
     }
   }
@@ -145,7 +146,7 @@ export class IdleCrowd {
         if (!inbox.exitedCleanly) throw err; // exiting right after 'closed' may beat the message
       })));
     } finally {
-      for (const child of this.children) kill(child);
+      for (const child of this.children) killChild(child);
     }
   }
 }
@@ -183,48 +184,3 @@ function send(child: ChildProcess, command: IdleCommand): void {
   child.send(command);
 }
 
-function kill(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
-
-/** One generator's messages, awaited by type; its failure or exit rejects the waiter. */
-class Inbox {
-  private readonly queue: IdleMessage[] = [];
-  private waiter: { type: IdleMessage['type']; resolve(m: IdleMessage): void; reject(e: Error): void } | undefined;
-  private dead: Error | undefined;
-  exitedCleanly = false;
-
-  constructor(child: ChildProcess, index: number) {
-    child.on('message', (m: IdleMessage) => {
-      if (m.type === 'failed') this.die(new Error(`idle generator ${index} failed: ${m.error}`));
-      else if (this.waiter?.type === m.type) { const w = this.waiter; this.waiter = undefined; w.resolve(m); }
-      else this.queue.push(m);
-    });
-    child.on('error', (err) => this.die(new Error(`idle generator ${index}: ${err.message}`, { cause: err })));
-    child.on('exit', (code, signal) => {
-      if (code === 0) this.exitedCleanly = true;
-      this.die(new Error(`idle generator ${index} exited (${signal ?? code})`));
-    });
-  }
-
-  next(type: IdleMessage['type'], timeoutMs: number): Promise<IdleMessage> {
-    const i = this.queue.findIndex((m) => m.type === type);
-    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]!);
-    if (this.dead) return Promise.reject(this.dead);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiter = undefined; reject(new Error(`no '${type}' from an idle generator within ${timeoutMs} ms`)); }, timeoutMs);
-      this.waiter = {
-        type,
-        resolve: (m) => { clearTimeout(timer); resolve(m); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      };
-    });
-  }
-
-  private die(err: Error): void {
-    this.dead ??= err;
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.reject(this.dead);
-  }
-}
