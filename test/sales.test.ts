@@ -95,57 +95,6 @@ for (const mode of testModes()) {
       t.equal(fans.length, 2);
     });
 
-    t.test(`${STORM_BUYERS} buyers hit a sale of ${STORM_STOCK} at its start through every gateway`, async (t) => {
-      const { merchant, conv } = await shop('storm', ['watcher']);
-      const users = Array.from({ length: STORM_BUYERS }, (_, i) => `buyer${i}-${tag}`);
-      // Each buyer on its own socket, in two generator processes: this process holds none of them.
-      const crowd = await SaleCrowd.open({ urls: d.urls, secret: d.secret, users, workers: 2 });
-      t.teardown(() => crowd.close());
-      const startAt = Date.now() + 1500;
-      const created = await admin(d, '/admin/sales', saleBody(merchant.welcome.user, conv, { stock: STORM_STOCK, perUserLimit: 1, startAt }));
-      const sale = created.json['sale'] as string;
-      // Every buyer taps at the start; a try_later (shed at the gateway) is sent again with the same key.
-      const storm = await crowd.storm({ sale, startAt });
-      // Retryable answers (a timeout while workers are saturated) are resent as the protocol says;
-      // what a buyer must never be left with is no answer or a refusal.
-      t.same([storm.outcomes.error, storm.outcomes.unanswered], [0, 0], `every buyer got an answer (${storm.errors} retryable errors resent: ${storm.errorSamples.slice(0, 2).join('; ')})`);
-      const reserved = storm.answers.filter((a) => a.outcome === 'reserved');
-      t.equal(reserved.length, STORM_STOCK, `exactly ${STORM_STOCK} reserved`);
-      t.equal(storm.outcomes.sold_out, STORM_BUYERS - STORM_STOCK, 'everyone else: sold_out');
-      t.equal(new Set(reserved.map((a) => a.user)).size, STORM_STOCK, 'no buyer twice');
-      t.comment(`${storm.attemptsAnswered} attempts answered (${storm.tryLater} try_later), sold out after ${storm.timeToSoldOutMs} ms`);
-      const info = await merchant.req('sale.info', { sale });
-      t.same([info.reserved, info.sold, info.remaining, info.state], [STORM_STOCK, 0, 0, 'sold_out'], 'the store agrees');
-      const orders: Array<{ user: string; order: string }> = [];
-      for (let after: string | undefined; ;) {
-        const page = await merchant.req('sale.orders', { sale, limit: 200, ...(after ? { after } : {}) });
-        orders.push(...page.orders.map((o) => ({ user: o.user, order: o.order })));
-        if (!page.next) break;
-        after = page.next;
-      }
-      const key = (x: { user: string; order?: string }) => `${x.user}/${x.order}`;
-      t.same(orders.map(key).sort(), reserved.map(key).sort(), 'the merchant lists exactly the orders the buyers were told of');
-      // Every gateway has heard it is sold out: a fresh attempt is answered there.
-      const late = await Promise.all(d.urls.map((_, i) => d.connect(`late${i}-${tag}`, 'phone', i)));
-      const metrics = async (): Promise<number> => {
-        let local = 0;
-        for (const url of d.urls) {
-          const text = await (await fetch(url.replace(/^ws:/, 'http:').replace(/\/ws$/, '/metrics'))).text();
-          local += Number(/lantern_sale_attempts_total\{where="local"\} (\d+)/.exec(text)?.[1] ?? 0);
-        }
-        return local;
-      };
-      t.ok(await until(async () => {
-        const before = await metrics();
-        const answers = await Promise.all(late.map((c, i) => c.req('sale.buy', { sale, quantity: 1, key: `late-${i}-${Math.random()}` })));
-        return answers.every((a) => a.outcome === 'sold_out') && (await metrics()) - before === late.length;
-      }), 'after sold out, attempts on every gateway are answered there without a worker');
-      const winner = await d.connect(reserved[0]!.user);
-      const replay = await winner.req('sale.buy', { sale, quantity: 1, key: 'tap', retry: true });
-      t.same([replay.outcome, replay.duplicate, replay.order?.order], ['reserved', true, reserved[0]!.order], 'a retried key gets its earlier answer, even sold out');
-      for (const c of [...late, winner]) await c.close();
-    });
-
     t.test('paying: the wallet pays the merchant once; short funds and others\' orders are refused', async (t) => {
       const { merchant, conv, fans } = await shop('pay', ['p1', 'p2']);
       const [alice, bob] = fans;
@@ -218,6 +167,57 @@ for (const mode of testModes()) {
       await refused(t, buyer!.req('sale.buy', { sale, quantity: 1, key: 'k' }), 'key_reused', 'the same key with another quantity');
       const closed = await admin(d, '/admin/sales', saleBody(merchant.welcome.user, conv, { startAt: Date.now() - 2000, endAt: Date.now() - 1000 }));
       t.equal((await buyer!.req('sale.buy', { sale: closed.json['sale'] as string, quantity: 1, key: 'z' })).outcome, 'closed', 'a sale that ended');
+    });
+    // Last: closing its 10,000 sockets sets off 10,000 presence updates, which the tests after it would wait behind.
+    t.test(`${STORM_BUYERS} buyers hit a sale of ${STORM_STOCK} at its start through every gateway`, async (t) => {
+      const { merchant, conv } = await shop('storm', ['watcher']);
+      const users = Array.from({ length: STORM_BUYERS }, (_, i) => `buyer${i}-${tag}`);
+      // Each buyer on its own socket, in two generator processes: this process holds none of them.
+      const crowd = await SaleCrowd.open({ urls: d.urls, secret: d.secret, users, workers: 2 });
+      t.teardown(() => crowd.close());
+      const startAt = Date.now() + 1500;
+      const created = await admin(d, '/admin/sales', saleBody(merchant.welcome.user, conv, { stock: STORM_STOCK, perUserLimit: 1, startAt }));
+      const sale = created.json['sale'] as string;
+      // Every buyer taps at the start; a try_later (shed at the gateway) is sent again with the same key.
+      const storm = await crowd.storm({ sale, startAt });
+      // Retryable answers (a timeout while workers are saturated) are resent as the protocol says;
+      // what a buyer must never be left with is no answer or a refusal.
+      t.same([storm.outcomes.error, storm.outcomes.unanswered], [0, 0], `every buyer got an answer (${storm.errors} retryable errors resent: ${storm.errorSamples.slice(0, 2).join('; ')})`);
+      const reserved = storm.answers.filter((a) => a.outcome === 'reserved');
+      t.equal(reserved.length, STORM_STOCK, `exactly ${STORM_STOCK} reserved`);
+      t.equal(storm.outcomes.sold_out, STORM_BUYERS - STORM_STOCK, 'everyone else: sold_out');
+      t.equal(new Set(reserved.map((a) => a.user)).size, STORM_STOCK, 'no buyer twice');
+      t.comment(`${storm.attemptsAnswered} attempts answered (${storm.tryLater} try_later), sold out after ${storm.timeToSoldOutMs} ms`);
+      const info = await merchant.req('sale.info', { sale });
+      t.same([info.reserved, info.sold, info.remaining, info.state], [STORM_STOCK, 0, 0, 'sold_out'], 'the store agrees');
+      const orders: Array<{ user: string; order: string }> = [];
+      for (let after: string | undefined; ;) {
+        const page = await merchant.req('sale.orders', { sale, limit: 200, ...(after ? { after } : {}) });
+        orders.push(...page.orders.map((o) => ({ user: o.user, order: o.order })));
+        if (!page.next) break;
+        after = page.next;
+      }
+      const key = (x: { user: string; order?: string }) => `${x.user}/${x.order}`;
+      t.same(orders.map(key).sort(), reserved.map(key).sort(), 'the merchant lists exactly the orders the buyers were told of');
+      // Every gateway has heard it is sold out: a fresh attempt is answered there.
+      const late = await Promise.all(d.urls.map((_, i) => d.connect(`late${i}-${tag}`, 'phone', i)));
+      const metrics = async (): Promise<number> => {
+        let local = 0;
+        for (const url of d.urls) {
+          const text = await (await fetch(url.replace(/^ws:/, 'http:').replace(/\/ws$/, '/metrics'))).text();
+          local += Number(/lantern_sale_attempts_total\{where="local"\} (\d+)/.exec(text)?.[1] ?? 0);
+        }
+        return local;
+      };
+      t.ok(await until(async () => {
+        const before = await metrics();
+        const answers = await Promise.all(late.map((c, i) => c.req('sale.buy', { sale, quantity: 1, key: `late-${i}-${Math.random()}` })));
+        return answers.every((a) => a.outcome === 'sold_out') && (await metrics()) - before === late.length;
+      }), 'after sold out, attempts on every gateway are answered there without a worker');
+      const winner = await d.connect(reserved[0]!.user);
+      const replay = await winner.req('sale.buy', { sale, quantity: 1, key: 'tap', retry: true });
+      t.same([replay.outcome, replay.duplicate, replay.order?.order], ['reserved', true, reserved[0]!.order], 'a retried key gets its earlier answer, even sold out');
+      for (const c of [...late, winner]) await c.close();
     });
   });
 }
