@@ -1,7 +1,7 @@
 // `npm run bench -- distributed`: runs the distributed benchmark, writes
 // bench/results/distributed-<ISO date>.json (version, commit, machine, settings, figures) and
 // prints a summary. The run's phases and figures: scenario.ts and bench/README.md.
-import type { Options } from '../run.ts';
+import type { Options } from '../options.ts';
 import { gitCommit, machine, packageVersion, writeResults } from '../results-file.ts';
 import { runDistributed, type DistributedOptions, type DistributedResults, type Phase } from './scenario.ts';
 

@@ -1,0 +1,73 @@
+// The runners of the scenarios whose benches predate the capacity suite's common shape:
+// each runs its bench, prints its table and returns the exit code.
+import { connectionsBench, formatConnections } from './connections-bench.ts';
+import { verdict } from './echo-chat-bench.ts';
+import { flashSaleBench, formatFlashSales } from './flashsale-bench.ts';
+import type { LoadSettings } from './loadgen/messages.ts';
+import { RED, type Options } from './options.ts';
+import { AIM_SHARE_OF_CEILING, formatRedEnvelopes, redEnvelopeBench } from './redenvelope-bench.ts';
+
+export async function runRedEnvelopeBench(o: Options): Promise<number> {
+  const r = o.redenvelope;
+  const load: LoadSettings = o.rate === undefined
+    ? { ...o.load, mode: 'max', window: r.window, drainMs: RED.drainMs }
+    : { ...o.load, mode: 'rate', ratePerSec: o.rate, drainMs: RED.drainMs };
+  const { file, body } = await redEnvelopeBench({
+    modes: r.modes, members: r.members, senders: r.senders, envelope: r.envelope, loadWorkers: o.workers, load, store: o.store,
+    gateways: o.distributed.gateways, engineWorkers: o.distributed.engineWorkers,
+    ceiling: { concurrency: r.ceilingConcurrency, durationMs: r.ceilingDurationMs }, profile: o.distributed.profile,
+    ...(r.redisUrl ? { redisUrl: r.redisUrl } : {}),
+  }, o.out);
+  console.log(formatRedEnvelopes(body.results));
+  for (const [name, p] of Object.entries(body.results)) {
+    if ('verification' in p && !p.verification.ok) console.log(`${name} verification (first ${p.verification.problems.length} of ${p.verification.problemCount}): ${p.verification.problems.join(' | ')}`);
+    if ('errorSamples' in p && p.errorSamples.length > 0) console.log(`${name} errors (first ${p.errorSamples.length}): ${p.errorSamples.join(' | ')}`);
+  }
+  for (const [k, v] of Object.entries(body.ratios)) console.log(`${k}: ${v ?? 'not measured'}`);
+  for (const mode of r.modes) console.log(`aim (${mode}): grabs/s >= ${AIM_SHARE_OF_CEILING} x ceiling: ${verdict(body.aim[mode]?.met ?? null)}`);
+  console.log(`results: ${file}`);
+  const failed = Object.values(body.results).some((p) => 'error' in p || ('verification' in p && !p.verification.ok));
+  return failed ? 1 : 0;
+}
+
+export async function runFlashSaleBench(o: Options): Promise<number> {
+  const f = o.flashsale;
+  const { file, body } = await flashSaleBench({
+    modes: o.redenvelope.modes, buyers: f.buyers, stock: f.stock, perUserLimit: f.perUserLimit, storms: f.storms, leadMs: f.leadMs,
+    ...(f.loadWorkers ? { loadWorkers: f.loadWorkers } : {}), store: o.store,
+    gateways: o.distributed.gateways, engineWorkers: o.distributed.engineWorkers,
+    ceiling: { concurrency: o.redenvelope.ceilingConcurrency, durationMs: o.redenvelope.ceilingDurationMs },
+    ...(o.redenvelope.redisUrl ? { redisUrl: o.redenvelope.redisUrl } : {}),
+  }, o.out);
+  console.log(formatFlashSales(body.results));
+  for (const [name, p] of Object.entries(body.results)) {
+    if (!('verification' in p)) continue;
+    for (const [i, s] of (p.storms ?? [p]).entries()) {
+      const v = s.verification;
+      if (!v.ok) console.log(`${name} storm ${i} verification (first ${v.problems.length} of ${v.problemCount}): ${v.problems.join(' | ')}`);
+      if (s.errorSamples.length > 0) console.log(`${name} storm ${i} errors (first ${s.errorSamples.length} of ${s.errors}): ${s.errorSamples.join(' | ')}`);
+    }
+  }
+  for (const [k, v] of Object.entries(body.ratios)) console.log(`${k}: ${v ?? 'not measured'}`);
+  console.log(`results: ${file}`);
+  const failed = Object.values(body.results).some((p) => 'error' in p || ('verified' in p && !p.verified));
+  return failed ? 1 : 0;
+}
+
+export async function runConnectionsBench(o: Options): Promise<number> {
+  const c = o.connections;
+  const { file, body } = await connectionsBench({
+    modes: c.modes, connections: c.count, idleMs: c.idleMs, store: o.store,
+    gateways: o.distributed.gateways, engineWorkers: o.distributed.engineWorkers, ...(c.loadWorkers ? { loadWorkers: c.loadWorkers } : {}),
+  }, o.out);
+  console.log(formatConnections(body.results));
+  for (const [name, p] of Object.entries(body.results)) {
+    if ('error' in p) continue;
+    const samples = [...p.connect.failureSamples, ...p.idle.closeSamples];
+    if (samples.length > 0) console.log(`${name} failures/closes (first ${samples.length}): ${samples.join(' | ')}`);
+  }
+  for (const [k, v] of Object.entries(body.ratios)) console.log(`${k}: ${v ?? 'not measured'}`);
+  console.log(`results: ${file}`);
+  const failed = Object.values(body.results).some((p) => 'error' in p || p.connect.failed > 0 || p.held < p.connections);
+  return failed ? 1 : 0;
+}
