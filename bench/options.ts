@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_IDLE_MS } from './connections-bench.ts';
 import { CONNECTIONS_PER_GENERATOR } from './loadgen/idle-run.ts';
+import { LOCUST_SCENARIOS, type LocustScenario } from './locust-bench.ts';
+import { DEFAULT_GROUP_SIZES, PEER_TARGETS, type PeerTargetName } from './peers-bench.ts';
 import { BUYERS_PER_GENERATOR } from './loadgen/flashsale-run.ts';
 import {
   DEFAULT_ENVELOPE_SETTINGS, DEFAULT_GROUP_SETTINGS, DEFAULT_LOAD_SETTINGS, type EnvelopeSettings, type LoadSettings,
@@ -59,15 +61,29 @@ export const USAGE = `usage: npm run bench -- [options]
   --connections N    idle authenticated connections (default ${CONNECTIONS_DEFAULT}; embedded: capped by the open-file limit)
   --idle S           seconds the connections sit idle while CPU is measured (default ${DEFAULT_IDLE_MS / 1000})
   --mode embedded|distributed|both   (default embedded, or distributed when --gateways is given)
-  --workers N        generator processes (default ceil(connections / ${CONNECTIONS_PER_GENERATOR}))`;
+  --workers N        generator processes (default ceil(connections / ${CONNECTIONS_PER_GENERATOR}))
+ chat, fanout (bench/README.md, "Chat and fan-out on every peer"; --clients, --duration, --warmup, --window, --rate,
+ --payload, --workers, --store, --gateways, --engine-workers, --slo apply):
+  --targets LIST     comma-separated of ${PEER_TARGETS.join(', ')} (default: all but
+                     lantern-distributed, which --mode distributed|both adds; raw-uws always runs first, it is the ceiling)
+  --mode embedded|distributed|both   which Lantern rows (default embedded)
+  --group-sizes LIST fanout: members per group, each size its own phases (default ${DEFAULT_GROUP_SIZES.join(',')})
+  --group-senders N  fanout: members of each group that publish (default 4)
+  SLO metrics: p99_ms, p50_ms, deliveries_per_sec, error_rate, ratio (of lantern-embedded; fanout: at the largest size)
+ locust [${LOCUST_SCENARIOS.join('|')}] (bench/locust/README.md; all six when none is named; --duration, --slo, --store apply):
+  --users N          Locust users (default 50)
+  --spawn-rate N     users started per second (default 10)
+  --group-size N     members per group (group-fanout, red-envelope, reconnect-storm; default 10)
+  --url URLS         a running fleet's ws URLs, comma-separated, instead of a local embedded server
+                     (its secrets from LANTERN_JWT_SECRET, LANTERN_JWT_AUDIENCE, LANTERN_ADMIN_URL, LANTERN_ADMIN_TOKEN)`;
 
 export const SCENARIOS = [
-  'all', 'report', 'echo-chat', 'echo', 'chat-1to1', 'distributed', 'redenvelope', 'flashsale', 'connections',
+  'all', 'report', 'echo-chat', 'echo', 'chat-1to1', 'chat', 'fanout', 'distributed', 'redenvelope', 'flashsale', 'connections', 'locust',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** What `all` runs, in this order (`echo` and `chat-1to1` are parts of echo-chat). */
-export const ALL_SET = ['echo-chat', 'connections', 'redenvelope', 'flashsale', 'distributed'] as const satisfies readonly Scenario[];
+export const ALL_SET = ['echo-chat', 'chat', 'fanout', 'connections', 'redenvelope', 'flashsale', 'distributed', 'locust'] as const satisfies readonly Scenario[];
 
 /**
  * --smoke: each scenario at a tiny scale (seconds), for CI: the JSON, the chart and the SLO gates
@@ -75,9 +91,13 @@ export const ALL_SET = ['echo-chat', 'connections', 'redenvelope', 'flashsale', 
  */
 export const SMOKE_ARGS: Record<(typeof ALL_SET)[number], string[]> = {
   'echo-chat': ['--clients', '20', '--duration', '1', '--warmup', '0', '--workers', '1'],
+  chat: ['--clients', '20', '--duration', '1', '--warmup', '0', '--workers', '1'],
+  fanout: ['--clients', '20', '--duration', '1', '--warmup', '0', '--workers', '1', '--group-sizes', '10'],
   connections: ['--connections', '200', '--idle', '1', '--mode', 'embedded'],
   redenvelope: ['--mode', 'embedded', '--members', '20', '--senders', '2', '--duration', '1', '--warmup', '0', '--workers', '1', '--ceiling-duration', '1', '--no-profile'],
   flashsale: ['--mode', 'embedded', '--buyers', '200', '--stock', '20', '--ceiling-duration', '1', '--lead', '1'],
+  // Locust pairs users per process and groups them by --group-size: 6 users make whole pairs and a group.
+  locust: ['--users', '6', '--spawn-rate', '6', '--duration', '4', '--group-size', '3', '--store', 'memory'],
   distributed: ['--clients', '20', '--group-clients', '20', '--group-size', '10', '--duration', '1', '--warmup', '0', '--workers', '1', '--cql-concurrency', '8', '--no-profile'],
 };
 
@@ -108,6 +128,8 @@ export interface Options {
     loadWorkers: number | undefined;
   };
   connections: { count: number; idleMs: number; modes: Array<'embedded' | 'distributed'>; loadWorkers: number | undefined };
+  peers: { targets: PeerTargetName[] | undefined; modes: Array<'embedded' | 'distributed'>; groupSizes: number[] | undefined; groupSenders: number | undefined };
+  locust: { scenarios: LocustScenario[]; users: number; spawnRate: number; durationSec: number; groupSize: number | undefined; url: string | undefined };
 }
 
 function positive(name: string, raw: string | undefined, fallback: number, integer = true): number {
@@ -130,6 +152,8 @@ const OPTION_SPEC = {
   buyers: { type: 'string' }, stock: { type: 'string' }, 'per-user-limit': { type: 'string' }, storms: { type: 'string' },
   lead: { type: 'string' }, connections: { type: 'string' }, idle: { type: 'string' },
   slo: { type: 'string' }, smoke: { type: 'boolean' },
+  users: { type: 'string' }, 'spawn-rate': { type: 'string' }, url: { type: 'string' },
+  targets: { type: 'string' }, 'group-sizes': { type: 'string' },
 } as const;
 
 /** The flags of a command line without its scenario (positional or --scenario X). */
@@ -143,6 +167,13 @@ export function flagsOf(argv: string[]): string[] {
   return argv.filter((_, i) => !drop.has(i));
 }
 
+function listOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T[] {
+  return raw.split(',').map((v) => {
+    if (!(allowed as readonly string[]).includes(v)) throw new Error(`--${name}: "${v}" is not one of ${allowed.join(', ')}`);
+    return v as T;
+  });
+}
+
 export function parseOptions(argv: string[]): Options {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -150,8 +181,13 @@ export function parseOptions(argv: string[]): Options {
     options: OPTION_SPEC,
   });
   if (values.help) { console.log(USAGE); process.exit(0); }
-  if (positionals.length > 1) throw new Error(`one scenario at most, got "${positionals.join(' ')}"`);
   const scenario = (positionals[0] ?? values.scenario) as Options['scenario'];
+  // `locust <name>` names one Locust scenario; `locust` alone runs them all.
+  if (positionals.length > (scenario === 'locust' ? 2 : 1)) throw new Error(`one scenario at most, got "${positionals.join(' ')}"`);
+  const locustScenario = positionals[1];
+  if (locustScenario !== undefined && !(LOCUST_SCENARIOS as readonly string[]).includes(locustScenario)) {
+    throw new Error(`the Locust scenario must be one of ${LOCUST_SCENARIOS.join(', ')}, got "${locustScenario}"`);
+  }
   if (!SCENARIOS.includes(scenario)) throw new Error(`the scenario must be one of ${SCENARIOS.join(', ')}, got "${scenario}"`);
   const mode = values.mode ?? 'both';
   if (mode !== 'embedded' && mode !== 'distributed' && mode !== 'both') throw new Error(`--mode must be embedded, distributed or both, got "${values.mode}"`);
@@ -211,6 +247,20 @@ export function parseOptions(argv: string[]): Options {
       // Embedded unless asked otherwise: the distributed mode needs nats, redis and Cassandra.
       modes: values.mode === undefined ? (values.gateways === undefined ? ['embedded'] : ['distributed']) : mode === 'both' ? ['embedded', 'distributed'] : [mode],
       loadWorkers: values.workers === undefined ? undefined : positive('workers', values.workers, 1),
+    },
+    peers: {
+      targets: values.targets === undefined ? undefined : listOf('targets', values.targets, PEER_TARGETS),
+      modes: values.mode === undefined ? ['embedded'] : mode === 'both' ? ['embedded', 'distributed'] : [mode],
+      groupSizes: values['group-sizes'] === undefined ? undefined : values['group-sizes'].split(',').map((v) => positive('group-sizes', v, 10)),
+      groupSenders: values['group-senders'] === undefined ? undefined : positive('group-senders', values['group-senders'], 4),
+    },
+    locust: {
+      scenarios: locustScenario === undefined ? [...LOCUST_SCENARIOS] : [locustScenario as LocustScenario],
+      users: positive('users', values.users, 50),
+      spawnRate: positive('spawn-rate', values['spawn-rate'], 10, false),
+      durationSec: positive('duration', values.duration, 10, false),
+      groupSize: values['group-size'] === undefined ? undefined : positive('group-size', values['group-size'], 10),
+      url: values.url,
     },
   };
 }

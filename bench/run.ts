@@ -11,7 +11,7 @@ import { publishResults, writeBenchmarksMd } from './report/publish.ts';
 import { evaluateThresholds, parseThresholds } from './report/slo.ts';
 import type { ScenarioSummary } from './report/summary.ts';
 import { REPO_ROOT } from './results-file.ts';
-import { runConnectionsBench, runFlashSaleBench, runRedEnvelopeBench } from './runners.ts';
+import { runConnectionsBench, runFlashSaleBench, runLocustBench, runPeersBench, runRedEnvelopeBench } from './runners.ts';
 
 const DEFAULT_RESULTS = resolve(new URL('./results', import.meta.url).pathname);
 
@@ -22,6 +22,8 @@ async function runOne(o: Options, scenario: Exclude<Scenario, 'all' | 'report'>)
     case 'redenvelope': return runRedEnvelopeBench(o);
     case 'flashsale': return runFlashSaleBench(o);
     case 'connections': return runConnectionsBench(o);
+    case 'locust': return runLocustBench(o);
+    case 'chat': case 'fanout': return runPeersBench(o, scenario);
   }
 }
 
@@ -68,8 +70,8 @@ async function main(argv: string[]): Promise<number> {
     let scenarioCode: number;
     try {
       // Each scenario parses the flags again behind its smoke presets, so the given flags win.
-      const flags = flagsOf(argv);
-      const so = o.scenario === 'all' || o.smoke ? parseOptions([scenario, ...(o.smoke ? SMOKE_ARGS[scenario as keyof typeof SMOKE_ARGS] ?? [] : []), ...flags]) : o;
+      const smokeArgs = o.smoke ? SMOKE_ARGS[scenario as keyof typeof SMOKE_ARGS] ?? [] : [];
+      const so = o.scenario === 'all' ? parseOptions([scenario, ...smokeArgs, ...flagsOf(argv)]) : o.smoke ? parseOptions([...smokeArgs, ...argv]) : o;
       scenarioCode = await runOne(so, scenario);
     } catch (err) {
       console.error(`${scenario}: ${err instanceof Error ? err.message : String(err)}`);

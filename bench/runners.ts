@@ -3,6 +3,8 @@
 import { connectionsBench, formatConnections } from './connections-bench.ts';
 import { verdict } from './echo-chat-bench.ts';
 import { flashSaleBench, formatFlashSales } from './flashsale-bench.ts';
+import { formatLocust, locustBench } from './locust-bench.ts';
+import { chatPeersBench, fanoutPeersBench, formatPeers } from './peers-bench.ts';
 import type { LoadSettings } from './loadgen/messages.ts';
 import { RED, type Options } from './options.ts';
 import { AIM_SHARE_OF_CEILING, formatRedEnvelopes, redEnvelopeBench } from './redenvelope-bench.ts';
@@ -70,4 +72,37 @@ export async function runConnectionsBench(o: Options): Promise<number> {
   console.log(`results: ${file}`);
   const failed = Object.values(body.results).some((p) => 'error' in p || p.connect.failed > 0 || p.held < p.connections);
   return failed ? 1 : 0;
+}
+
+/** Each named Locust scenario in turn; 1 when any breached a gate or failed. */
+export async function runLocustBench(o: Options): Promise<number> {
+  const l = o.locust;
+  let code = 0;
+  for (const scenario of l.scenarios) {
+    console.log(`locust ${scenario} ...`);
+    const { file, body, exitCode } = await locustBench({
+      scenario, users: l.users, spawnRate: l.spawnRate, durationSec: l.durationSec, store: o.store,
+      ...(l.groupSize ? { groupSize: l.groupSize } : {}), ...(o.slo ? { slo: o.slo } : {}), ...(l.url ? { url: l.url } : {}),
+    }, o.out);
+    console.log(formatLocust(body));
+    console.log(`results: ${file}`);
+    code = Math.max(code, exitCode === 0 ? 0 : 1);
+  }
+  return code;
+}
+
+/** `chat` or `fanout`: every peer target under the same generator, ratios to raw uWS. */
+export async function runPeersBench(o: Options, which: 'chat' | 'fanout'): Promise<number> {
+  const p = o.peers;
+  const run = which === 'chat' ? chatPeersBench : fanoutPeersBench;
+  const { file, body, exitCode } = await run({
+    clients: o.clients, workers: o.workers, load: o.load, store: o.store, modes: p.modes,
+    gateways: o.distributed.gateways, engineWorkers: o.distributed.engineWorkers,
+    ...(p.targets ? { targets: p.targets } : {}), ...(p.groupSizes ? { groupSizes: p.groupSizes } : {}),
+    ...(p.groupSenders ? { groupSenders: p.groupSenders } : {}), ...(o.rate !== undefined ? { rate: o.rate } : {}),
+    ...(o.slo ? { slo: o.slo } : {}),
+  }, o.out);
+  console.log(formatPeers(body));
+  console.log(`results: ${file}`);
+  return exitCode;
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { LatencyHistogram } from './histogram.ts';
 import {
   DEFAULT_GROUP_SETTINGS, type ChatAuth, type GrabReport, type GroupSettings, type LoadSettings, type RedEnvelopeConfig,
-  type ScenarioName, type WorkerConfig, type WorkerMessage, type WorkerReport,
+  type PeerConfig, type ScenarioName, type WorkerConfig, type WorkerMessage, type WorkerReport,
 } from './messages.ts';
 import { noOutcomes } from './scenarios/redenvelope.ts';
 
@@ -20,8 +20,10 @@ export interface LoadRunOptions {
   workers?: number;
   load: LoadSettings;
   chat?: ChatAuth;
-  /** chat-group: group size and senders per group (default DEFAULT_GROUP_SETTINGS). */
+  /** chat-group, peer-fanout: group size and senders per group (default DEFAULT_GROUP_SETTINGS). */
   group?: GroupSettings;
+  /** peer-chat, peer-fanout: the target server and its credentials (bench/peers/). */
+  peer?: PeerConfig;
   /** redenvelope: the group set up beforehand and its senders (loadgen/redenvelope-run.ts). */
   redenvelope?: RedEnvelopeConfig;
   /** Bound on connecting and preparing all clients (default 60 s). */
@@ -93,11 +95,14 @@ function rateShare(options: LoadRunOptions, firstClient: number, share: number, 
 
 export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   const { scenario, load } = options;
-  // chat-1to1 pairs and chat-group groups must live in one worker (setup needs all members), so split whole units.
+  // Pairs and groups must live in one worker (setup needs all members), so split whole units.
   // redenvelope's one group is set up beforehand, so its members may sit in any worker.
   const group = options.group ?? DEFAULT_GROUP_SETTINGS;
-  const unitSize = scenario === 'chat-1to1' ? 2 : scenario === 'chat-group' ? group.size : 1;
+  const grouped = scenario === 'chat-group' || scenario === 'peer-fanout';
+  const peered = scenario === 'peer-chat' || scenario === 'peer-fanout';
+  const unitSize = scenario === 'chat-1to1' || scenario === 'peer-chat' ? 2 : grouped ? group.size : 1;
   if (scenario === 'redenvelope' && options.redenvelope === undefined) throw new Error('redenvelope needs options.redenvelope');
+  if (peered && options.peer === undefined) throw new Error(`${scenario} needs options.peer`);
   const units = Math.floor(options.clients / unitSize);
   if (units < 1) throw new RangeError(`${scenario} needs at least ${unitSize} clients, got ${options.clients}`);
   const workerCount = Math.max(1, Math.min(options.workers ?? availableParallelism(), units));
@@ -112,7 +117,8 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       const config: WorkerConfig = {
         workerIndex, scenario, url: options.url, clients: share, firstClient, load,
         ...(options.urls ? { urls: options.urls } : {}),
-        ...(scenario === 'chat-group' ? { group } : {}),
+        ...(grouped ? { group } : {}),
+        ...(peered ? { peer: options.peer! } : {}),
         ...(scenario === 'redenvelope' ? { redenvelope: options.redenvelope! } : {}),
         workerRatePerSec: load.ratePerSec * rateShare(options, firstClient, share, clients),
         setupTimeoutMs,

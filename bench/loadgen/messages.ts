@@ -2,7 +2,7 @@
 import type { EnvelopeMode, GrabOutcome } from '../../protocol/frames.ts';
 import type { SerializedHistogram } from './histogram.ts';
 
-export type ScenarioName = 'echo' | 'chat-1to1' | 'chat-group' | 'redenvelope';
+export type ScenarioName = 'echo' | 'chat-1to1' | 'chat-group' | 'redenvelope' | 'peer-chat' | 'peer-fanout';
 
 export interface LoadSettings {
   /**
@@ -57,6 +57,22 @@ export interface GroupSettings {
 
 export const DEFAULT_GROUP_SETTINGS: Readonly<GroupSettings> = Object.freeze({ size: 100, senders: 4 });
 
+/**
+ * peer-chat / peer-fanout: the server the clients talk to, through its PeerClient (bench/peers/).
+ * Centrifugo and Lantern check a token per connection, minted in the worker with this secret.
+ */
+export type PeerTarget =
+  | { kind: 'raw-uws' }
+  | { kind: 'socketio' }
+  | { kind: 'centrifugo'; secret: string }
+  | { kind: 'lantern'; jwtSecret: string; audience: string };
+
+export interface PeerConfig {
+  target: PeerTarget;
+  /** User names are `${userPrefix}${globalClientIndex}`, group names `${userPrefix}g${globalGroupIndex}`. */
+  userPrefix: string;
+}
+
 /** redenvelope: the red envelopes each sender keeps sending into the one group. */
 export interface EnvelopeSettings {
   /** Shares per envelope (`count`). */
@@ -109,8 +125,10 @@ export interface WorkerConfig {
   /** This worker's share of load.ratePerSec. */
   workerRatePerSec: number;
   chat?: ChatAuth;
-  /** chat-group only. */
+  /** chat-group and peer-fanout. */
   group?: GroupSettings;
+  /** peer-chat and peer-fanout only. */
+  peer?: PeerConfig;
   /** redenvelope only. */
   redenvelope?: RedEnvelopeConfig;
   /** Bound on connecting and scenario setup. */

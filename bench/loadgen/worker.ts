@@ -6,6 +6,7 @@ import type { CoordinatorMessage, WorkerConfig, WorkerMessage } from './messages
 import { setupChat1to1 } from './scenarios/chat-1to1.ts';
 import { groupSenderCount, setupChatGroup } from './scenarios/chat-group.ts';
 import { setupEcho } from './scenarios/echo.ts';
+import { setupPeerChat, setupPeerFanout } from './scenarios/peer.ts';
 import { localSenders, setupRedEnvelope } from './scenarios/redenvelope.ts';
 import type { ScenarioInstance, ScenarioSetup } from './scenarios/scenario.ts';
 
@@ -14,6 +15,8 @@ const SCENARIOS: Record<WorkerConfig['scenario'], ScenarioSetup> = {
   'chat-1to1': setupChat1to1,
   'chat-group': setupChatGroup,
   redenvelope: setupRedEnvelope,
+  'peer-chat': setupPeerChat,
+  'peer-fanout': setupPeerFanout,
 };
 
 if (process.send === undefined) {
@@ -42,7 +45,7 @@ async function fail(err: unknown): Promise<never> {
 async function setup(c: WorkerConfig): Promise<void> {
   config = c;
   // In groups only a few members send; everyone else only receives (or grabs).
-  const senders = c.scenario === 'chat-group' ? groupSenderCount(c) : c.scenario === 'redenvelope' ? localSenders(c).length : c.clients;
+  const senders = c.scenario === 'chat-group' || c.scenario === 'peer-fanout' ? groupSenderCount(c) : c.scenario === 'redenvelope' ? localSenders(c).length : c.clients;
   driver = new LoadDriver(c.load, c.workerRatePerSec, senders);
   scenario = await withTimeout(SCENARIOS[c.scenario](c, driver), c.setupTimeoutMs, `worker ${c.workerIndex} setup`);
   await tell({ type: 'ready', workerIndex: c.workerIndex, clients: scenario.senders.length });
