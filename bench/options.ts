@@ -62,6 +62,16 @@ export const USAGE = `usage: npm run bench -- [options]
   --idle S           seconds the connections sit idle while CPU is measured (default ${DEFAULT_IDLE_MS / 1000})
   --mode embedded|distributed|both   (default embedded, or distributed when --gateways is given)
   --workers N        generator processes (default ceil(connections / ${CONNECTIONS_PER_GENERATOR}))
+ connect-storm, reconnect-storm (bench/README.md, "Connection storm", "Reconnect storm"; --mode (default embedded),
+ --gateways, --engine-workers, --store, --workers, --slo apply):
+  --connections N    connect-storm: connections to ramp to (default 5000); reconnect-storm: clients (default 2000)
+  --ramp N           connect-storm: new connections per second, 0 = all at once (default 0)
+  --group-size N     reconnect-storm: members per conversation, 2 = direct pairs (default 10)
+  --drop F           reconnect-storm: fraction of clients that drop (default 1)
+  --away S           reconnect-storm: seconds the dropped clients stay away while messages flow (default 3)
+  --msg-rate N       reconnect-storm: messages/s into the conversations (default 200)
+  SLO metrics: connect_p99_ms, connect_p50_ms, connects_per_sec, failed, error_rate; resync_p99_ms,
+  reconnect_p99_ms, gaps, error_rate; p99_ms is the headline p99 of either
  chat, fanout (bench/README.md, "Chat and fan-out on every peer"; --clients, --duration, --warmup, --window, --rate,
  --payload, --workers, --store, --gateways, --engine-workers, --slo apply):
   --targets LIST     comma-separated of ${PEER_TARGETS.join(', ')} (default: all but
@@ -78,12 +88,12 @@ export const USAGE = `usage: npm run bench -- [options]
                      (its secrets from LANTERN_JWT_SECRET, LANTERN_JWT_AUDIENCE, LANTERN_ADMIN_URL, LANTERN_ADMIN_TOKEN)`;
 
 export const SCENARIOS = [
-  'all', 'report', 'echo-chat', 'echo', 'chat-1to1', 'chat', 'fanout', 'distributed', 'redenvelope', 'flashsale', 'connections', 'locust',
+  'all', 'report', 'echo-chat', 'echo', 'chat-1to1', 'chat', 'fanout', 'connect-storm', 'reconnect-storm', 'distributed', 'redenvelope', 'flashsale', 'connections', 'locust',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** What `all` runs, in this order (`echo` and `chat-1to1` are parts of echo-chat). */
-export const ALL_SET = ['echo-chat', 'chat', 'fanout', 'connections', 'redenvelope', 'flashsale', 'distributed', 'locust'] as const satisfies readonly Scenario[];
+export const ALL_SET = ['echo-chat', 'chat', 'fanout', 'connect-storm', 'reconnect-storm', 'connections', 'redenvelope', 'flashsale', 'distributed', 'locust'] as const satisfies readonly Scenario[];
 
 /**
  * --smoke: each scenario at a tiny scale (seconds), for CI: the JSON, the chart and the SLO gates
@@ -93,6 +103,8 @@ export const SMOKE_ARGS: Record<(typeof ALL_SET)[number], string[]> = {
   'echo-chat': ['--clients', '20', '--duration', '1', '--warmup', '0', '--workers', '1'],
   chat: ['--clients', '20', '--duration', '1', '--warmup', '0', '--workers', '1'],
   fanout: ['--clients', '20', '--duration', '1', '--warmup', '0', '--workers', '1', '--group-sizes', '10'],
+  'connect-storm': ['--connections', '200', '--mode', 'embedded'],
+  'reconnect-storm': ['--connections', '40', '--group-size', '10', '--away', '1', '--mode', 'embedded'],
   connections: ['--connections', '200', '--idle', '1', '--mode', 'embedded'],
   redenvelope: ['--mode', 'embedded', '--members', '20', '--senders', '2', '--duration', '1', '--warmup', '0', '--workers', '1', '--ceiling-duration', '1', '--no-profile'],
   flashsale: ['--mode', 'embedded', '--buyers', '200', '--stock', '20', '--ceiling-duration', '1', '--lead', '1'],
@@ -128,6 +140,10 @@ export interface Options {
     loadWorkers: number | undefined;
   };
   connections: { count: number; idleMs: number; modes: Array<'embedded' | 'distributed'>; loadWorkers: number | undefined };
+  storms: {
+    connections: number | undefined; rampPerSec: number; groupSize: number | undefined; dropFraction: number;
+    awayMs: number | undefined; messageRate: number | undefined; modes: Array<'embedded' | 'distributed'>; loadWorkers: number | undefined;
+  };
   peers: { targets: PeerTargetName[] | undefined; modes: Array<'embedded' | 'distributed'>; groupSizes: number[] | undefined; groupSenders: number | undefined };
   locust: { scenarios: LocustScenario[]; users: number; spawnRate: number; durationSec: number; groupSize: number | undefined; url: string | undefined };
 }
@@ -154,6 +170,7 @@ const OPTION_SPEC = {
   slo: { type: 'string' }, smoke: { type: 'boolean' },
   users: { type: 'string' }, 'spawn-rate': { type: 'string' }, url: { type: 'string' },
   targets: { type: 'string' }, 'group-sizes': { type: 'string' },
+  ramp: { type: 'string' }, drop: { type: 'string' }, away: { type: 'string' }, 'msg-rate': { type: 'string' },
 } as const;
 
 /** The flags of a command line without its scenario (positional or --scenario X). */
@@ -165,6 +182,13 @@ export function flagsOf(argv: string[]): string[] {
     if (t.kind === 'option' && t.name === 'scenario') { drop.add(t.index); if (!t.inlineValue) drop.add(t.index + 1); }
   }
   return argv.filter((_, i) => !drop.has(i));
+}
+
+function fraction(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!(n > 0 && n <= 1)) throw new Error(`--${name} must be a fraction in (0, 1], got "${raw}"`);
+  return n;
 }
 
 function listOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T[] {
@@ -246,6 +270,16 @@ export function parseOptions(argv: string[]): Options {
       idleMs: positive('idle', values.idle, DEFAULT_IDLE_MS / 1000, false) * 1000,
       // Embedded unless asked otherwise: the distributed mode needs nats, redis and Cassandra.
       modes: values.mode === undefined ? (values.gateways === undefined ? ['embedded'] : ['distributed']) : mode === 'both' ? ['embedded', 'distributed'] : [mode],
+      loadWorkers: values.workers === undefined ? undefined : positive('workers', values.workers, 1),
+    },
+    storms: {
+      connections: values.connections === undefined ? undefined : positive('connections', values.connections, 1),
+      rampPerSec: values.ramp === undefined || values.ramp === '0' ? 0 : positive('ramp', values.ramp, 0, false),
+      groupSize: values['group-size'] === undefined ? undefined : positive('group-size', values['group-size'], 10),
+      dropFraction: fraction('drop', values.drop, 1),
+      awayMs: values.away === undefined ? undefined : positive('away', values.away, 3, false) * 1000,
+      messageRate: values['msg-rate'] === undefined ? undefined : positive('msg-rate', values['msg-rate'], 200, false),
+      modes: values.mode === undefined ? ['embedded'] : mode === 'both' ? ['embedded', 'distributed'] : [mode],
       loadWorkers: values.workers === undefined ? undefined : positive('workers', values.workers, 1),
     },
     peers: {

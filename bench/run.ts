@@ -11,7 +11,7 @@ import { publishResults, writeBenchmarksMd } from './report/publish.ts';
 import { evaluateThresholds, parseThresholds } from './report/slo.ts';
 import type { ScenarioSummary } from './report/summary.ts';
 import { REPO_ROOT } from './results-file.ts';
-import { runConnectionsBench, runFlashSaleBench, runLocustBench, runPeersBench, runRedEnvelopeBench } from './runners.ts';
+import { runConnectionsBench, runFlashSaleBench, runLocustBench, runPeersBench, runRedEnvelopeBench, runStormBench } from './runners.ts';
 
 const DEFAULT_RESULTS = resolve(new URL('./results', import.meta.url).pathname);
 
@@ -24,6 +24,7 @@ async function runOne(o: Options, scenario: Exclude<Scenario, 'all' | 'report'>)
     case 'connections': return runConnectionsBench(o);
     case 'locust': return runLocustBench(o);
     case 'chat': case 'fanout': return runPeersBench(o, scenario);
+    case 'connect-storm': case 'reconnect-storm': return runStormBench(o, scenario);
   }
 }
 
@@ -37,12 +38,14 @@ async function resultsFiles(dir: string): Promise<string[]> {
 
 /**
  * Scenarios that evaluate --slo themselves (with their own metric names) fill summary.thresholds;
- * for the others the gates apply to the summary's main Lantern row: rate (its value), p99_ms, ratio.
+ * for the others the gates read the summary's primary row (else its first Lantern row): rate (its
+ * value), p99_ms, ratio.
  */
 function gate(summary: ScenarioSummary, slo: string | undefined): boolean {
   const thresholds = parseThresholds(slo);
   if (summary.thresholds.length === 0 && thresholds.length > 0) {
-    const row = summary.rows.find((r) => r.name.includes('lantern') || r.name.includes('embedded')) ?? summary.rows.find((r) => r.name !== summary.ceiling);
+    const row = summary.rows.find((r) => r.name === summary.primary)
+      ?? summary.rows.find((r) => r.name.includes('lantern')) ?? summary.rows.find((r) => r.name !== summary.ceiling);
     summary.thresholds = evaluateThresholds(thresholds, { rate: row?.value, p99_ms: row?.p99Ms, ratio: row?.ratio });
   }
   for (const t of summary.thresholds) console.log(`SLO ${t.expression}: ${t.ok ? 'ok' : `BREACHED (measured ${t.actual ?? 'nothing'})`}`);

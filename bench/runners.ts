@@ -5,6 +5,7 @@ import { verdict } from './echo-chat-bench.ts';
 import { flashSaleBench, formatFlashSales } from './flashsale-bench.ts';
 import { formatLocust, locustBench } from './locust-bench.ts';
 import { chatPeersBench, fanoutPeersBench, formatPeers } from './peers-bench.ts';
+import { connectStormBench, formatConnectStorm, formatReconnectStorm, reconnectStormBench } from './storms-bench.ts';
 import type { LoadSettings } from './loadgen/messages.ts';
 import { RED, type Options } from './options.ts';
 import { AIM_SHARE_OF_CEILING, formatRedEnvelopes, redEnvelopeBench } from './redenvelope-bench.ts';
@@ -103,6 +104,31 @@ export async function runPeersBench(o: Options, which: 'chat' | 'fanout'): Promi
     ...(o.slo ? { slo: o.slo } : {}),
   }, o.out);
   console.log(formatPeers(body));
+  console.log(`results: ${file}`);
+  return exitCode;
+}
+
+/** Defaults of the storms (bench/README.md, "Connection storm", "Reconnect storm"). */
+const STORMS = { connectStormConnections: 5_000, reconnectStormClients: 2_000 } as const;
+
+/** `connect-storm` or `reconnect-storm`: raw uWS first (the ceiling), then Lantern per mode. */
+export async function runStormBench(o: Options, which: 'connect-storm' | 'reconnect-storm'): Promise<number> {
+  const s = o.storms;
+  const common = {
+    modes: s.modes, store: o.store, gateways: o.distributed.gateways, engineWorkers: o.distributed.engineWorkers,
+    ...(s.loadWorkers ? { loadWorkers: s.loadWorkers } : {}), ...(o.slo ? { slo: o.slo } : {}),
+  };
+  if (which === 'connect-storm') {
+    const { file, body, exitCode } = await connectStormBench({ ...common, connections: s.connections ?? STORMS.connectStormConnections, rampPerSec: s.rampPerSec }, o.out);
+    console.log(formatConnectStorm(body));
+    console.log(`results: ${file}`);
+    return exitCode;
+  }
+  const { file, body, exitCode } = await reconnectStormBench({
+    ...common, connections: s.connections ?? STORMS.reconnectStormClients, dropFraction: s.dropFraction,
+    ...(s.groupSize ? { groupSize: s.groupSize } : {}), ...(s.awayMs ? { awayMs: s.awayMs } : {}), ...(s.messageRate ? { messageRate: s.messageRate } : {}),
+  }, o.out);
+  console.log(formatReconnectStorm(body));
   console.log(`results: ${file}`);
   return exitCode;
 }

@@ -28,6 +28,7 @@ t.test('summaries of the older benches divide by their same-run ceiling', async 
   const echoChat = summaryOf({ settings: { scenario: 'all' }, results: { 'echo-max': phase(80_000, 5), 'chat-1to1-max': phase(20_000, 40) } })!;
   t.equal(echoChat.scenario, 'echo-chat', "the old 'all' files are echo-chat");
   t.equal(echoChat.ceiling, 'echo-max');
+  t.equal(echoChat.primary, 'chat-1to1-max', 'generic SLO gates read the Lantern phase, not the ceiling');
   t.same(echoChat.rows.map((r) => [r.name, r.value, r.ratio, r.p99Ms]), [['echo-max', 80_000, 1, 5], ['chat-1to1-max', 20_000, 0.25, 40]]);
 
   const red = summaryOf({
@@ -35,6 +36,7 @@ t.test('summaries of the older benches divide by their same-run ceiling', async 
     results: { 'grab-ceiling': { decisionsPerSec: 80_000, p99Ms: 9 }, 'embedded-redenvelope': { grabsPerSec: 24_000, p99Ms: 250 }, 'distributed-redenvelope': { error: 'cassandra did not start\nstack' } },
   })!;
   t.same(red.rows.map((r) => [r.name, r.value, r.ratio ?? null]), [['grab-ceiling', 80_000, 1], ['embedded-redenvelope', 24_000, 0.3], ['distributed-redenvelope', null, null]]);
+  t.equal(red.primary, 'embedded-redenvelope');
   t.equal(red.rows[2]!.note, 'cassandra did not start', 'a failed phase keeps the first line of its error');
 
   const conn = summaryOf({

@@ -20,15 +20,21 @@ function chatPhases(scenario: string, results: Record<string, Phase>): ScenarioS
   const ceiling = 'echo-max' in results ? 'echo-max' : null;
   return {
     scenario, title: `${scenario}: embedded Lantern chat next to raw uWebSockets.js echo`, metric: 'msgs/s',
-    ceiling, rows: withRatios(rows, ceiling), thresholds: [],
+    ceiling, rows: withRatios(rows, ceiling), thresholds: [], ...primaryOf(rows, ['chat-1to1-max', 'echo-max']),
   };
+}
+
+/** The first of `names` that ran, as the summary's primary row. */
+function primaryOf(rows: SummaryRow[], names: string[]): { primary?: string } {
+  const found = names.find((n) => rows.some((r) => r.name === n));
+  return found ? { primary: found } : {};
 }
 
 function distributed(results: Record<string, Phase>): ScenarioSummary {
   const rows = Object.entries(results).map(([name, p]) => row(name, p, p['deliveriesPerSec'] ?? p['msgsPerSec'] ?? p['opsPerSec'], p['p99Ms']));
   // Mixed units (messages, group copies, raw CQL operations): no single ceiling to divide by;
   // the file's `ratios` hold the meaningful ones.
-  return { scenario: 'distributed', title: 'distributed Lantern next to embedded and the raw Cassandra driver', metric: 'msgs/s · copies/s · CQL ops/s', ceiling: null, rows, thresholds: [] };
+  return { scenario: 'distributed', title: 'distributed Lantern next to embedded and the raw Cassandra driver', metric: 'msgs/s · copies/s · CQL ops/s', ceiling: null, rows, thresholds: [], ...primaryOf(rows, ['distributed-1to1-max']) };
 }
 
 function burst(scenario: 'redenvelope' | 'flashsale', results: Record<string, Phase>): ScenarioSummary {
@@ -40,6 +46,7 @@ function burst(scenario: 'redenvelope' | 'flashsale', results: Record<string, Ph
     scenario,
     title: scenario === 'redenvelope' ? 'red envelopes: grabs/s next to the Redis grab-decision ceiling' : 'flash sale: buy attempts answered/s next to the Redis reserve ceiling',
     metric: scenario === 'redenvelope' ? 'grabs/s' : 'attempts/s', ceiling, rows: withRatios(rows, ceiling), thresholds: [],
+    ...primaryOf(rows, [`embedded-${scenario}`, `distributed-${scenario}`]),
   };
 }
 
@@ -53,7 +60,7 @@ function connections(results: Record<string, Phase>): ScenarioSummary {
   });
   // Each mode's raw run holds as many sockets as its Lantern run: the embedded raw one is the ceiling.
   const ceiling = 'embedded-raw' in results ? 'embedded-raw' : 'distributed-raw' in results ? 'distributed-raw' : null;
-  return { scenario: 'connections', title: 'connection scale: authenticated connects/s and memory per held connection', metric: 'connects/s', ceiling, rows: withRatios(rows, ceiling), thresholds: [] };
+  return { scenario: 'connections', title: 'connection scale: authenticated connects/s and memory per held connection', metric: 'connects/s', ceiling, rows: withRatios(rows, ceiling), thresholds: [], ...primaryOf(rows, ['embedded-lantern', 'distributed-lantern']) };
 }
 
 /** The file's own summary, or one derived from an older bench's results; null for an unknown shape. */

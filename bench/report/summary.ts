@@ -31,6 +31,8 @@ export interface ScenarioSummary {
   /** Name of the row every ratio divides by (the raw uWebSockets.js ceiling), or null if none ran. */
   ceiling: string | null;
   rows: SummaryRow[];
+  /** The row generic SLO gates (rate, p99_ms, ratio) read: the Lantern figure the scenario is about. */
+  primary?: string;
   /** Empty when no SLO gate was asked for. */
   thresholds: ThresholdResult[];
 }
