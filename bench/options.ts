@@ -106,7 +106,7 @@ export const SMOKE_ARGS: Record<(typeof ALL_SET)[number], string[]> = {
   'connect-storm': ['--connections', '200', '--mode', 'embedded'],
   'reconnect-storm': ['--connections', '40', '--group-size', '10', '--away', '1', '--mode', 'embedded'],
   connections: ['--connections', '200', '--idle', '1', '--mode', 'embedded'],
-  redenvelope: ['--mode', 'embedded', '--members', '20', '--senders', '2', '--duration', '1', '--warmup', '0', '--workers', '1', '--ceiling-duration', '1', '--no-profile'],
+  redenvelope: ['--mode', 'embedded', '--members', '20', '--shares', '10', '--senders', '2', '--duration', '1', '--warmup', '0', '--workers', '1', '--ceiling-duration', '1', '--no-profile'],
   flashsale: ['--mode', 'embedded', '--buyers', '200', '--stock', '20', '--ceiling-duration', '1', '--lead', '1'],
   // Locust pairs users per process and groups them by --group-size: 6 users make whole pairs and a group.
   locust: ['--users', '6', '--spawn-rate', '6', '--duration', '4', '--group-size', '3', '--store', 'memory'],
