@@ -12,7 +12,7 @@
 // workers over NATS, Redis and Cassandra) starts once, runs its phases last with fresh users per
 // phase, and stops, so its processes idle through nobody else's phases. A target that cannot start
 // (Centrifugo's build fails, no Cassandra) is a failed phase with its error, not a crash.
-// See bench/peers.md.
+// See bench/README.md, "Chat and fan-out on every peer".
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DEFAULT_ENGINE_SETTINGS } from '../engine/api.ts';

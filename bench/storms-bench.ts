@@ -8,7 +8,7 @@
 //   missing or duplicated fails the run.
 // The raw uWebSockets.js server takes the same storm in the same run (upgrade only) as the ceiling;
 // the summary reports each Lantern row as a ratio to it. Writes bench/results/<scenario>-<date>.json
-// with the common summary (report/summary.ts) and the SLO gates (report/slo.ts). See bench/storms.md.
+// with the common summary (report/summary.ts) and the SLO gates (report/slo.ts). See bench/README.md, "Connection storm" and "Reconnect storm".
 import type { Endpoints } from './distributed/infra.ts';
 import type { CoresUsed } from './distributed/proc-cpu.ts';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './loadgen/idle-run.ts';
