@@ -38,7 +38,10 @@ t.test('the connections scenario holds every connection idle and writes every fi
     t.match(p.idle, { cpu: { cores: { server: Number, generator: Number } }, pings: Number, frames: 0, closed: 0, closeSamples: [] }, `${name}: idle figures, nothing closed, no data frames`);
   }
   t.ok('embedded: lantern / raw uWS server RSS per connection' in body.ratios, 'the RSS ratio is reported (null when the raw growth is below the noise)');
-  t.type(body.ratios['embedded: lantern / raw uWS server heap per connection'], 'number');
+  // Raw uWS keeps its sockets in native memory: at 300 connections its heap growth can be nil after
+  // GC, and the ratio is null then rather than a division by noise. When it is given it is positive.
+  const heapRatio = body.ratios['embedded: lantern / raw uWS server heap per connection'];
+  t.ok(heapRatio === null || heapRatio > 0, `the heap ratio is null or positive (${heapRatio})`);
 });
 
 t.test('each generator binds its sockets to its own source addresses, a few thousand per address', async (t) => {
