@@ -18,8 +18,11 @@ export const WORKER_QUEUE = 'workers';
 export const conversationSubject = (partition: number): string => `lantern.conv.${partition}`;
 
 /** Requests naming another user whose direct conversation with the caller they concern: conv.direct
- *  creates it; a block or unblock changes whether it accepts sends, which its owner caches. */
-const DIRECT_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>(['conv.direct', 'contact.block', 'contact.unblock', 'transfer.send']);
+ *  creates it; a block or unblock changes whether it accepts sends, which its owner caches; every
+ *  contact change of a pair reads then writes both edges, so one owner serializes them (Contacts). */
+const DIRECT_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>([
+  'conv.direct', 'contact.request', 'contact.accept', 'contact.remove', 'contact.block', 'contact.unblock', 'transfer.send',
+]);
 
 /** Requests served by the owner of the conversation's partition. */
 const CONVERSATION_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>([

@@ -65,3 +65,17 @@ t.test('presence: friends see online/offline with last seen; strangers see nothi
   const off = h.delivery.of('bob', 'presence').at(-1)!;
   t.same([off.online, off.lastSeen], [false, h.clock.ms]);
 });
+
+t.test('requests crossing at the same moment still make a friendship (no lost update)', async (t) => {
+  const h = harness();
+  const pairs = [['ann', 'ben'], ['cat', 'dan'], ['eve', 'fay']] as const;
+  const answers = await Promise.all(pairs.flatMap(([a, b]) => [
+    h.as(a).req('contact.request', { user: b }), h.as(b).req('contact.request', { user: a }),
+  ]));
+  t.same(answers.map((r) => r.state).sort(), ['friend', 'friend', 'friend', 'requested', 'requested', 'requested'], 'one side of each pair asks second');
+  for (const [a, b] of pairs) {
+    t.same((await h.as(a).req('contact.list', {})).contacts.map((c) => [c.user, c.state]), [[b, 'friend']], `${a} sees ${b} as a friend`);
+    t.same((await h.as(b).req('contact.list', {})).contacts.map((c) => [c.user, c.state]), [[a, 'friend']], `${b} sees ${a} as a friend`);
+    t.equal(h.delivery.of(a, 'contact').at(-1)?.state, 'friend', `${a} is told`);
+  }
+});

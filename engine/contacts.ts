@@ -3,11 +3,24 @@
 import { LanternError } from '../protocol/errors.ts';
 import type { ContactInfo, ContactState, RequestParams, RequestResult } from '../protocol/frames.ts';
 import type { DeviceSession, EngineSettings } from './api.ts';
+import { KeyedSerializer } from './keyed-serializer.ts';
 import type { ChatStore, Clock, ContactEdge, Delivery } from './ports.ts';
 
 type EdgeWrite = ContactEdge | { owner: string; other: string; state: 'none' };
 
+/** One key per unordered pair: A→B and B→A touch the same two edges. */
+const pairKey = (a: string, b: string): string => JSON.stringify(a < b ? [a, b] : [b, a]);
+
+/**
+ * Every change reads both edges and then writes them: two crossed requests interleaving at their
+ * awaits would each see no edge and leave the pair requested/incoming with no friendship. Changes
+ * of one pair run one at a time here, and the bus routes every contact change of a pair to one
+ * owner (the pair's direct conversation partition, engine/bus-engine.ts), so this holds across
+ * gateways and workers too.
+ */
 export class Contacts {
+  private readonly serial = new KeyedSerializer();
+
   constructor(
     private readonly store: ChatStore,
     private readonly delivery: Delivery,
@@ -16,6 +29,26 @@ export class Contacts {
     /** Called after a block or unblock between two users (the engine drops its cached block state). */
     private readonly onBlockChange: (a: string, b: string) => void = () => {},
   ) {}
+
+  request(who: DeviceSession, p: RequestParams<'contact.request'>): Promise<ContactInfo> {
+    return this.serial.run(pairKey(who.user, p.user), () => this.requestNow(who, p));
+  }
+
+  accept(who: DeviceSession, p: RequestParams<'contact.accept'>): Promise<ContactInfo> {
+    return this.serial.run(pairKey(who.user, p.user), () => this.acceptNow(who, p));
+  }
+
+  remove(who: DeviceSession, p: RequestParams<'contact.remove'>): Promise<ContactInfo> {
+    return this.serial.run(pairKey(who.user, p.user), () => this.removeNow(who, p));
+  }
+
+  block(who: DeviceSession, p: RequestParams<'contact.block'>): Promise<ContactInfo> {
+    return this.serial.run(pairKey(who.user, p.user), () => this.blockNow(who, p));
+  }
+
+  unblock(who: DeviceSession, p: RequestParams<'contact.unblock'>): Promise<ContactInfo> {
+    return this.serial.run(pairKey(who.user, p.user), () => this.unblockNow(who, p));
+  }
 
   private async pair(me: string, other: string): Promise<[ContactEdge | undefined, ContactEdge | undefined]> {
     if (me === other) throw new LanternError('invalid_field', 'a user cannot be their own contact', { field: 'user' });
@@ -26,7 +59,7 @@ export class Contacts {
     return { user, state, ts };
   }
 
-  async request(who: DeviceSession, p: RequestParams<'contact.request'>): Promise<ContactInfo> {
+  private async requestNow(who: DeviceSession, p: RequestParams<'contact.request'>): Promise<ContactInfo> {
     const note = p.note ?? '';
     if (note.length > this.settings.maxTitleLength) throw new LanternError('too_large', `note is longer than ${this.settings.maxTitleLength}`, { field: 'note' });
     const [mine, theirs] = await this.pair(who.user, p.user);
@@ -45,7 +78,7 @@ export class Contacts {
     return this.info(p.user, 'requested', ts);
   }
 
-  async accept(who: DeviceSession, p: RequestParams<'contact.accept'>): Promise<ContactInfo> {
+  private async acceptNow(who: DeviceSession, p: RequestParams<'contact.accept'>): Promise<ContactInfo> {
     const [mine] = await this.pair(who.user, p.user);
     if (mine?.state === 'friend') return this.info(p.user, 'friend', mine.ts);
     if (mine?.state !== 'incoming') throw new LanternError('conflict', `no pending request from ${p.user}`, { field: 'user' });
@@ -63,7 +96,7 @@ export class Contacts {
   }
 
   /** Unfriend, decline an incoming request or cancel an outgoing one. Keeps the other side's block. */
-  async remove(who: DeviceSession, p: RequestParams<'contact.remove'>): Promise<ContactInfo> {
+  private async removeNow(who: DeviceSession, p: RequestParams<'contact.remove'>): Promise<ContactInfo> {
     const [mine, theirs] = await this.pair(who.user, p.user);
     const ts = this.clock.now();
     if (mine?.state === 'blocked') throw new LanternError('conflict', 'use contact.unblock for a blocked user', { field: 'user' });
@@ -75,7 +108,7 @@ export class Contacts {
     return this.info(p.user, 'none', ts);
   }
 
-  async block(who: DeviceSession, p: RequestParams<'contact.block'>): Promise<ContactInfo> {
+  private async blockNow(who: DeviceSession, p: RequestParams<'contact.block'>): Promise<ContactInfo> {
     const [, theirs] = await this.pair(who.user, p.user);
     const ts = this.clock.now();
     const edges: EdgeWrite[] = [{ owner: who.user, other: p.user, state: 'blocked', ts }];
@@ -88,7 +121,7 @@ export class Contacts {
     return this.info(p.user, 'blocked', ts);
   }
 
-  async unblock(who: DeviceSession, p: RequestParams<'contact.unblock'>): Promise<ContactInfo> {
+  private async unblockNow(who: DeviceSession, p: RequestParams<'contact.unblock'>): Promise<ContactInfo> {
     const [mine] = await this.pair(who.user, p.user);
     if (mine?.state !== 'blocked') throw new LanternError('conflict', `${p.user} is not blocked`, { field: 'user' });
     await this.store.setContacts([{ owner: who.user, other: p.user, state: 'none' }]);
