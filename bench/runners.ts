@@ -84,6 +84,8 @@ export async function runLocustBench(o: Options): Promise<number> {
     const { file, body, exitCode } = await locustBench({
       scenario, users: l.users, spawnRate: l.spawnRate, durationSec: l.durationSec, store: o.store,
       ...(l.groupSize ? { groupSize: l.groupSize } : {}), ...(o.slo ? { slo: o.slo } : {}), ...(l.url ? { url: l.url } : {}),
+      // A storm oversubscribes: a tenth of the buyers can win, the rest must hear sold_out.
+      ...(scenario === 'flash-sale' ? { extraEnv: { LANTERN_SALE_STOCK: String(Math.max(1, Math.floor(l.users / 10))) } } : {}),
     }, o.out);
     console.log(formatLocust(body));
     console.log(`results: ${file}`);

@@ -34,6 +34,10 @@ function section(file: ResultsFile, s: ScenarioSummary, linkDir: string): string
   const b = file.body;
   const m = (b['machine'] ?? {}) as { cpus?: { model?: string; count?: number }; memBytes?: number; loadAvg1m?: number };
   const command = typeof b['command'] === 'string' ? b['command'] : null;
+  // Per-size comparisons (fanout: 'raw-uws@100') divide each row by the ceiling at its own size.
+  const perSize = s.ceiling?.includes('@') ?? false;
+  const ceilingBase = s.ceiling?.split('@')[0] ?? null;
+  const isCeiling = (name: string): boolean => name === s.ceiling || (perSize && name.split('@')[0] === ceilingBase);
   const lines = [
     `## ${s.scenario}`, '', s.title, '',
     `Measured ${String(b['date'] ?? '?').slice(0, 16).replace('T', ' ')} UTC on commit \`${String(b['commit'] ?? '?').slice(0, 7)}\`, `
@@ -42,9 +46,9 @@ function section(file: ResultsFile, s: ScenarioSummary, linkDir: string): string
     '',
     command ? `\`\`\`sh\n${command}\n\`\`\`` : '_The command was not recorded (the file predates the capacity suite); its settings are in the file._',
     '',
-    `| run | ${cell(s.metric)} | ratio to ${s.ceiling ?? '–'} | p99 ms | note |`,
+    `| run | ${cell(s.metric)} | ratio to ${ceilingBase ?? '–'}${perSize ? ' at the same size' : ''} | p99 ms | note |`,
     '|---|---:|---:|---:|---|',
-    ...s.rows.map((r) => `| ${cell(r.name)}${r.name === s.ceiling ? ' (ceiling)' : ''} | ${fmt(r.value)} | ${r.ratio ?? '–'} | ${fmt(r.p99Ms)} | ${cell(r.value === null ? rowCaption(r, s.metric) : r.note ?? '')} |`),
+    ...s.rows.map((r) => `| ${cell(r.name)}${isCeiling(r.name) ? ' (ceiling)' : ''} | ${fmt(r.value)} | ${r.ratio ?? '–'} | ${fmt(r.p99Ms)} | ${cell(r.value === null ? rowCaption(r, s.metric) : r.note ?? '')} |`),
     '',
   ];
   if (s.thresholds.length > 0) {

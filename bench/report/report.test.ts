@@ -90,4 +90,12 @@ t.test('BENCHMARKS.md shows the newest file of each scenario', async (t) => {
   t.match(md, /!\[fanout\]\(bench\/results\/fanout-2.svg\)/);
   t.notMatch(md, /fanout-1/, 'the older file is not shown');
   t.match(md, /command was not recorded/, 'an old file says its command is unknown');
+
+  const sizes = { name: 'fanout-3.json', body: { date: '2026-12-03T00:00:00Z', summary: { ...summary, ceiling: 'raw-uws@500', rows: [
+    { name: 'raw-uws@10', value: 10, ratio: 1 }, { name: 'lantern-embedded@10', value: 5, ratio: 0.5 }, { name: 'raw-uws@500', value: 20, ratio: 1 },
+  ] } } };
+  const perSize = renderBenchmarksMd([sizes], '.');
+  t.match(perSize, /\| ratio to raw-uws at the same size \|/, 'per-size ratios say so');
+  t.match(perSize, /\| raw-uws@10 \(ceiling\) \|[\s\S]*\| raw-uws@500 \(ceiling\) \|/, 'each size has its ceiling row');
+  t.notMatch(perSize, /lantern-embedded@10 \(ceiling\)/);
 });
