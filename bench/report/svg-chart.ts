@@ -43,7 +43,8 @@ export function renderChart(summary: ScenarioSummary, subtitle: string): string 
   summary.rows.forEach((row, i) => {
     const y = TOP + i * ROW_H;
     const w = row.value === null || max === 0 ? 0 : Math.max(1, Math.round((row.value / max) * BAR_MAX));
-    const ceiling = row.name === summary.ceiling;
+    // Per-size comparisons ('raw-uws@100') have a ceiling row at every size.
+    const ceiling = row.name === summary.ceiling || (summary.ceiling?.includes('@') === true && row.name.split('@')[0] === summary.ceiling.split('@')[0]);
     out.push(
       `<text x="${LABEL_W - 8}" y="${y + 15}" text-anchor="end">${escapeXml(row.name)}</text>`,
       `<rect x="${LABEL_W}" y="${y + 3}" width="${w}" height="${ROW_H - 8}" fill="${row.value === null ? '#ccc' : ceiling ? '#888' : row.name.startsWith('lantern') ? '#e8811a' : '#4a7fb5'}"/>`,
