@@ -31,7 +31,7 @@ from locust import constant_pacing, task
 
 import lantern_env
 import lantern_slo
-from lantern_setup import LanternUser, report_delivery, stamped_text
+from lantern_setup import LanternUser, report_delivery
 
 
 def read_settings():
@@ -85,8 +85,4 @@ class ChatUser(LanternUser):
         if self.conv is None or not self.client.connected:
             return
         self.sent += 1
-        try:
-            self.request('send', {'conv': self.conv, 'cid': f'{self.cid_prefix}{self.sent}', 'kind': 'text',
-                                  'body': {'text': stamped_text(FILLER)}})
-        except Exception:
-            pass  # reported as a failed 'send'
+        self.send_stamped(self.conv, f'{self.cid_prefix}{self.sent}', FILLER)

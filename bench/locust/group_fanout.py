@@ -34,15 +34,12 @@ from locust import constant_pacing, task
 
 import lantern_env
 import lantern_slo
-from lantern_setup import Groups, LanternUser, report_delivery, stamped_text
+from lantern_setup import Groups, LanternUser, report_delivery
 
 
 def read_settings():
     target = lantern_env.read_target()
-    size = lantern_env.env_int('LANTERN_GROUP_SIZE', 10, minimum=2)
-    senders = lantern_env.env_int('LANTERN_GROUP_SENDERS', 1, minimum=1)
-    if senders > size:
-        raise lantern_env.SettingError(f'LANTERN_GROUP_SENDERS ({senders}) exceeds LANTERN_GROUP_SIZE ({size})')
+    size, senders = lantern_env.read_group_shape()
     return (target, size, senders,
             lantern_env.env_float('LANTERN_SEND_INTERVAL_S', 1.0, minimum=0.001),
             lantern_env.env_int('LANTERN_PAYLOAD_BYTES', 32),
@@ -95,8 +92,4 @@ class GroupMemberUser(LanternUser):
         if self.conv is None or not self.client.connected:
             return
         self.sent += 1
-        try:
-            self.request('send', {'conv': self.conv, 'cid': f'{self.cid_prefix}{self.sent}', 'kind': 'text',
-                                  'body': {'text': stamped_text(FILLER)}})
-        except Exception:
-            pass  # reported as a failed 'send'
+        self.send_stamped(self.conv, f'{self.cid_prefix}{self.sent}', FILLER)

@@ -71,6 +71,15 @@ def env_float(name: str, default: float, minimum: float = 0.0) -> float:
     return value
 
 
+def read_group_shape() -> tuple[int, int]:
+    """LANTERN_GROUP_SIZE and LANTERN_GROUP_SENDERS (the first members of each group send)."""
+    size = env_int('LANTERN_GROUP_SIZE', 10, minimum=2)
+    senders = env_int('LANTERN_GROUP_SENDERS', 1, minimum=1)
+    if senders > size:
+        raise SettingError(f'LANTERN_GROUP_SENDERS ({senders}) exceeds LANTERN_GROUP_SIZE ({size})')
+    return size, senders
+
+
 def settings_read() -> dict[str, object]:
     """Every LANTERN_* setting read so far with the value in effect, secrets excepted."""
     return dict(_read)

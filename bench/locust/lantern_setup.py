@@ -180,6 +180,13 @@ class LanternUser(User):
         if not getattr(err, 'lantern_reported', False):
             report(self.environment, 'setup', 0, 0, RuntimeError(f'{self.user_id}: {step}: {err}'))
 
+    def send_stamped(self, conv: str, cid: str, filler: str) -> None:
+        """A text message starting with its send time; a failure is reported as a failed 'send'."""
+        try:
+            self.request('send', {'conv': conv, 'cid': cid, 'kind': 'text', 'body': {'text': stamped_text(filler)}})
+        except Exception:
+            pass
+
     def on_stop(self) -> None:
         if self.client is not None:
             self.client.close()

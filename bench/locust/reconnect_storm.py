@@ -62,10 +62,7 @@ RECONNECT_ATTEMPTS = 10
 
 def read_settings():
     target = lantern_env.read_target()
-    size = lantern_env.env_int('LANTERN_GROUP_SIZE', 10, minimum=2)
-    senders = lantern_env.env_int('LANTERN_GROUP_SENDERS', 1, minimum=1)
-    if senders > size:
-        raise lantern_env.SettingError(f'LANTERN_GROUP_SENDERS ({senders}) exceeds LANTERN_GROUP_SIZE ({size})')
+    size, senders = lantern_env.read_group_shape()
     return (target, size, senders,
             lantern_env.env_float('LANTERN_SEND_INTERVAL_S', 0.5, minimum=0.001),
             lantern_env.env_int('LANTERN_PAYLOAD_BYTES', 32),
