@@ -9,10 +9,7 @@
 // process holds every socket, so the open-file limit caps it. Distributed: the sockets spread over N
 // gateway processes (distributed/cluster.ts), and the raw baseline over as many raw processes.
 // Writes bench/results/connections-<ISO date>.json. See bench/README.md, "Connection scale".
-import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import type { ServerCommand, ServerMessage } from './connections-server.ts';
 import { startCluster, type BenchCluster } from './distributed/cluster.ts';
 import { acquireInfra, type Endpoints } from './distributed/infra.ts';
 import { coresBetween, sampleCpu, type CoresUsed } from './distributed/proc-cpu.ts';
@@ -21,14 +18,11 @@ import { CONNECTIONS_PER_GENERATOR, CONNECTIONS_PER_SOURCE_ADDRESS, IdleCrowd, t
 import type { IdleProtocol } from './loadgen/idle-messages.ts';
 import { attempt } from './phase-attempt.ts';
 import { gitCommit, machine, packageVersion, writeResults, type PhaseFailure } from './results-file.ts';
+import { ServerChild } from './server-child.ts';
 
 export const DEFAULT_IDLE_MS = 10_000;
 /** After the last connection: the server finishes what the hellos started before its memory is read. */
 const DEFAULT_SETTLE_MS = 2_000;
-const SERVER_READY_TIMEOUT_MS = 60_000;
-const SERVER_CLOSE_TIMEOUT_MS = 30_000;
-const SERVER_PATH = fileURLToPath(new URL('./connections-server.ts', import.meta.url));
-const TSX_LOADER = import.meta.resolve('tsx');
 /** Bound on connecting: 5 min, or 10 ms per connection when more (distributed hellos ran ~250/s on this box). */
 const connectTimeoutMs = (connections: number): number => Math.max(300_000, connections * 10);
 
@@ -116,56 +110,6 @@ async function steadyRss(pids: readonly number[]): Promise<number> {
     if (Math.abs(now - last) <= pids.length * 1024 * 1024 || Date.now() > deadline) return now;
     last = now;
   }
-}
-
-/** A server (Lantern or raw) in a child process of its own. */
-class ServerChild {
-  private constructor(private readonly child: ChildProcess, readonly ready: Extract<ServerMessage, { type: 'ready' }>) {}
-
-  get pid(): number { return this.child.pid!; }
-
-  static async start(kind: 'lantern' | 'raw', store: 'lmdb' | 'memory'): Promise<ServerChild> {
-    const child = fork(SERVER_PATH, [kind, store], { execArgv: ['--import', TSX_LOADER, '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    try {
-      const ready = await nextMessage(child, 'ready', SERVER_READY_TIMEOUT_MS);
-      return new ServerChild(child, ready);
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw err;
-    }
-  }
-
-  async heapUsed(): Promise<number> {
-    const answer = nextMessage(this.child, 'memory', 30_000);
-    this.child.send({ type: 'memory' } satisfies ServerCommand);
-    return (await answer).heapUsedBytes;
-  }
-
-  async close(): Promise<void> {
-    try {
-      if (this.child.connected) {
-        const closed = nextMessage(this.child, 'closed', SERVER_CLOSE_TIMEOUT_MS);
-        this.child.send({ type: 'close' } satisfies ServerCommand);
-        await closed.catch((err: unknown) => { if (this.child.exitCode !== 0) throw err; });
-      }
-    } finally {
-      if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    }
-  }
-}
-
-function nextMessage<T extends ServerMessage['type']>(child: ChildProcess, type: T, timeoutMs: number): Promise<Extract<ServerMessage, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const done = (): void => { clearTimeout(timer); child.off('message', onMessage); child.off('exit', onExit); };
-    const onMessage = (m: ServerMessage): void => {
-      if (m.type === 'failed') { done(); reject(new Error(`benchmark server failed: ${m.error}`)); }
-      else if (m.type === type) { done(); resolve(m as Extract<ServerMessage, { type: T }>); }
-    };
-    const onExit = (code: number | null, signal: string | null): void => { done(); reject(new Error(`benchmark server exited (${signal ?? code}) before '${type}'`)); };
-    const timer = setTimeout(() => { done(); reject(new Error(`no '${type}' from the benchmark server within ${timeoutMs} ms`)); }, timeoutMs);
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
 }
 
 /** Where the sockets go and which processes hold them. */

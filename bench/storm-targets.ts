@@ -3,19 +3,12 @@
 // their own (connections-server.ts), so the storm's generators and this process never share an
 // event loop with them; or a distributed Lantern (distributed/cluster.ts) on NATS, Redis and
 // Cassandra (distributed/infra.ts).
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import type { ServerCommand, ServerMessage } from './connections-server.ts';
 import { startCluster, type BenchCluster } from './distributed/cluster.ts';
 import { acquireInfra, type Endpoints } from './distributed/infra.ts';
 import { buyersPerServerProcess } from './flashsale-bench.ts';
-import { ChildInbox, killChild } from './loadgen/child-inbox.ts';
 import type { StormProtocol } from './loadgen/storm-messages.ts';
+import { ServerChild } from './server-child.ts';
 
-const SERVER_PATH = fileURLToPath(new URL('./connections-server.ts', import.meta.url));
-const TSX_LOADER = import.meta.resolve('tsx');
-const SERVER_READY_TIMEOUT_MS = 60_000;
-const SERVER_CLOSE_TIMEOUT_MS = 30_000;
 
 export type StormServerName = 'raw-uws' | 'lantern-embedded' | 'lantern-distributed';
 
@@ -37,36 +30,11 @@ export interface StormServer {
   close(): Promise<void>;
 }
 
-/** One server in a child process of its own. */
-async function startChild(kind: 'lantern' | 'raw', store: 'lmdb' | 'memory'): Promise<{ ready: Extract<ServerMessage, { type: 'ready' }>; pid: number; close(): Promise<void> }> {
-  const child: ChildProcess = fork(SERVER_PATH, [kind, store], { execArgv: ['--import', TSX_LOADER], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const inbox = new ChildInbox<ServerMessage>(child, `benchmark server (${kind})`);
-  try {
-    const ready = await inbox.next('ready', SERVER_READY_TIMEOUT_MS);
-    return {
-      ready, pid: child.pid!,
-      close: async () => {
-        try {
-          if (child.connected) {
-            child.send({ type: 'close' } satisfies ServerCommand);
-            await inbox.next('closed', SERVER_CLOSE_TIMEOUT_MS).catch((err: unknown) => { if (!inbox.exitedCleanly) throw err; });
-          }
-        } finally {
-          killChild(child);
-        }
-      },
-    };
-  } catch (err) {
-    killChild(child);
-    throw err;
-  }
-}
-
 /** `processes` raw uWS servers; a storm spreads over them as over gateways. */
 export async function startRawServers(processes: number): Promise<StormServer> {
-  const started: Array<Awaited<ReturnType<typeof startChild>>> = [];
+  const started: ServerChild[] = [];
   try {
-    for (let i = 0; i < processes; i++) started.push(await startChild('raw', 'memory'));
+    for (let i = 0; i < processes; i++) started.push(await ServerChild.start('raw', 'memory'));
   } catch (err) {
     await Promise.all(started.map((s) => s.close()));
     throw err;
@@ -80,7 +48,7 @@ export async function startRawServers(processes: number): Promise<StormServer> {
 
 /** Embedded Lantern with the benchmark's settings (lantern-server.ts), fresh data dir. */
 export async function startEmbeddedLantern(store: 'lmdb' | 'memory'): Promise<StormServer> {
-  const s = await startChild('lantern', store);
+  const s = await ServerChild.start('lantern', store);
   return {
     name: 'lantern-embedded', protocol: 'lantern', urls: [s.ready.url], auth: s.ready.auth!, processes: 1, capacity: buyersPerServerProcess(),
     settings: s.ready.settings ?? null, pids: { server: [s.pid] }, close: () => s.close(),
