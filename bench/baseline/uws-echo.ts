@@ -45,18 +45,27 @@ export function start(options: EchoServerOptions = {}): Promise<EchoServer> {
     message: (ws, message, isBinary) => { ws.send(message, isBinary); },
     close: (ws) => { sockets.delete(ws); },
   });
+  return listenRaw(app, host, options.port ?? 0, sockets, 'uws-echo');
+}
+
+/**
+ * Listens and resolves with the server's address and a close() that stops listening and closes
+ * every open socket (`sockets` is kept by the app's open/close handlers). Shared by the raw
+ * baselines (this echo server, peers/uws-broadcast.ts).
+ */
+export function listenRaw(app: uWS.TemplatedApp, host: string, port: number, sockets: Set<uWS.WebSocket<unknown>>, label: string): Promise<EchoServer> {
   return new Promise((resolve, reject) => {
-    app.listen(host, options.port ?? 0, (listenSocket) => {
+    app.listen(host, port, (listenSocket) => {
       if (listenSocket === false) {
-        reject(new Error(`uws-echo: cannot listen on ${host}:${options.port ?? 0}`));
+        reject(new Error(`${label}: cannot listen on ${host}:${port}`));
         return;
       }
-      const port = uWS.us_socket_local_port(listenSocket);
+      const bound = uWS.us_socket_local_port(listenSocket);
       let closed = false;
       resolve({
-        port,
+        port: bound,
         host,
-        url: `ws://${host}:${port}/`,
+        url: `ws://${host}:${bound}/`,
         close: async () => {
           if (closed) return;
           closed = true;

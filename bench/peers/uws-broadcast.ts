@@ -15,7 +15,7 @@ import uWS from 'uWebSockets.js';
 import WebSocket from 'ws';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ECHO_DEFAULTS } from '../baseline/uws-echo.ts';
+import { ECHO_DEFAULTS, listenRaw, type EchoServer } from '../baseline/uws-echo.ts';
 import { closeSockets, openSocket } from '../loadgen/socket.ts';
 import type { PeerClient, PeerDelivery } from './peer-client.ts';
 
@@ -29,12 +29,7 @@ export interface BroadcastServerOptions {
   host?: string;
 }
 
-export interface BroadcastServer {
-  port: number;
-  host: string;
-  url: string;
-  close(): Promise<void>;
-}
+export type BroadcastServer = EchoServer;
 
 export function start(options: BroadcastServerOptions = {}): Promise<BroadcastServer> {
   const host = options.host ?? ECHO_DEFAULTS.host;
@@ -61,27 +56,7 @@ export function start(options: BroadcastServerOptions = {}): Promise<BroadcastSe
     },
     close: (ws) => { sockets.delete(ws); },
   });
-  return new Promise((resolve, reject) => {
-    app.listen(host, options.port ?? 0, (listenSocket) => {
-      if (listenSocket === false) {
-        reject(new Error(`uws-broadcast: cannot listen on ${host}:${options.port ?? 0}`));
-        return;
-      }
-      const port = uWS.us_socket_local_port(listenSocket);
-      let closed = false;
-      resolve({
-        port,
-        host,
-        url: `ws://${host}:${port}/`,
-        close: async () => {
-          if (closed) return;
-          closed = true;
-          uWS.us_listen_socket_close(listenSocket);
-          for (const ws of [...sockets]) ws.close();
-        },
-      });
-    });
-  });
+  return listenRaw(app, host, options.port ?? 0, sockets, 'uws-broadcast');
 }
 
 /**
